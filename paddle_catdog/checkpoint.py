@@ -1,0 +1,185 @@
+"""Checkpoint folders that describe themselves and survive a kill.
+
+A checkpoint is a folder::
+
+    model.safetensors   weights (safetensors: plain tensors, loading it cannot run code)
+    meta.json           config, class names, epoch, best metric, last metrics
+    train_state.pdopt   optimizer and LR-scheduler state (a Paddle pickle; read only by --resume)
+
+Prediction and export read only the first two, so a checkpoint from a stranger never gets
+unpickled there. Writes go to ``<name>.tmp`` and are then swapped in by renames, so a kill at any
+moment leaves either the previous or the new checkpoint complete (``resolve_checkpoint``
+recovers the one interrupted swap state).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import paddle
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from .config import TrainConfig
+from .models import create_model
+
+WEIGHTS = "model.safetensors"
+META = "meta.json"
+TRAIN_STATE = "train_state.pdopt"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, corrupt, or does not fit; the message is for the user."""
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def state_to_numpy(model: paddle.nn.Layer) -> Dict[str, np.ndarray]:
+    return {k: np.ascontiguousarray(v.numpy()) for k, v in model.state_dict().items()}
+
+
+def save_checkpoint(folder: Path, model: paddle.nn.Layer, cfg: TrainConfig, classes: List[str],
+                    epoch: int, best_metric: float, metrics: Optional[Dict[str, float]] = None,
+                    optimizer: Optional[paddle.optimizer.Optimizer] = None,
+                    scheduler: Optional[paddle.optimizer.lr.LRScheduler] = None) -> Path:
+    """Write a complete checkpoint folder atomically (tmp folder, fsync, rename swap)."""
+    folder = Path(folder)
+    tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file(state_to_numpy(model), str(tmp / WEIGHTS), metadata={"format": "paddle_catdog"})
+    meta = {"format_version": FORMAT_VERSION, "model": cfg.model, "classes": list(classes),
+            "epoch": int(epoch), "best_metric": float(best_metric), "metrics": metrics or {},
+            "config": cfg.to_dict()}
+    _write_file(tmp / META, json.dumps(meta, indent=2).encode())
+    if optimizer is not None:
+        state = {"optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict() if scheduler is not None else None}
+        paddle.save(state, str(tmp / TRAIN_STATE))
+        with open(tmp / TRAIN_STATE, "rb+") as f:
+            os.fsync(f.fileno())
+    _fsync_dir(tmp)
+    # Swap: folder -> .old, .tmp -> folder, drop .old. A kill between the renames leaves .old
+    # complete, which resolve_checkpoint() puts back.
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    _fsync_dir(folder.parent)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def resolve_checkpoint(folder: Path) -> Path:
+    """Return a complete checkpoint folder for ``folder``, restoring ``<folder>.old`` if a swap was
+    interrupted; raise CheckpointError when there is none."""
+    folder = Path(folder)
+    old = folder.with_name(folder.name + ".old")
+    if not (folder / META).is_file() and (old / META).is_file() and (old / WEIGHTS).is_file():
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(old, folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"checkpoint not found: {folder}")
+    for name in (META, WEIGHTS):
+        if not (folder / name).is_file():
+            raise CheckpointError(f"{folder} is not a checkpoint folder (no {name})")
+    return folder
+
+
+def read_meta(folder: Path) -> Dict[str, Any]:
+    folder = resolve_checkpoint(folder)
+    try:
+        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{folder / META}: corrupt ({e})") from e
+    for key in ("model", "classes", "config"):
+        if key not in meta:
+            raise CheckpointError(f"{folder / META}: missing {key!r}")
+    return meta
+
+
+def read_weights(path: Path) -> Dict[str, np.ndarray]:
+    """Load a safetensors file (never a pickle)."""
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: corrupt weights ({e})") from e
+
+
+def load_weights_into(model: paddle.nn.Layer, weights: Dict[str, np.ndarray], source: str,
+                      skip_mismatched: Tuple[str, ...] = ()) -> List[str]:
+    """Copy ``weights`` into ``model`` after checking every key and shape; keys starting with a
+    prefix in ``skip_mismatched`` may differ (a new classifier head). Returns skipped keys."""
+    own = model.state_dict()
+    skipped = []
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    for k in list(own):
+        if k in weights and tuple(own[k].shape) != tuple(weights[k].shape):
+            if k.startswith(skip_mismatched):
+                skipped.append(k)
+                continue
+            raise CheckpointError(f"{source}: {k} has shape {tuple(weights[k].shape)}, the model "
+                                  f"expects {tuple(own[k].shape)} (another model or class count?)")
+    missing = [k for k in missing if not k.startswith(skip_mismatched)]
+    if missing or unexpected:
+        raise CheckpointError(f"{source}: weights do not fit this model ("
+                              f"{len(missing)} missing, {len(unexpected)} unexpected keys, e.g. "
+                              f"{(missing + unexpected)[0]})")
+    model.set_state_dict({k: paddle.to_tensor(v) for k, v in weights.items()
+                          if k in own and k not in skipped})
+    return skipped + [k for k in own if k not in weights]
+
+
+def load_model(folder: Path) -> Tuple[paddle.nn.Layer, TrainConfig, List[str], Dict[str, Any]]:
+    """Rebuild the model from the checkpoint folder alone; returns (model in eval mode, config,
+    class names, meta)."""
+    folder = resolve_checkpoint(Path(folder))
+    meta = read_meta(folder)
+    try:
+        cfg = TrainConfig.from_dict(meta["config"], strict=False)
+        model = create_model(meta["model"], num_classes=len(meta["classes"]), **cfg.model_options())
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{folder}: cannot rebuild the model ({e})") from e
+    load_weights_into(model, read_weights(folder / WEIGHTS), str(folder / WEIGHTS))
+    model.eval()
+    return model, cfg, list(meta["classes"]), meta
+
+
+def load_train_state(folder: Path, optimizer: paddle.optimizer.Optimizer,
+                     scheduler: Optional[paddle.optimizer.lr.LRScheduler]) -> None:
+    """Restore optimizer and scheduler state for --resume (a pickle: only our own runs)."""
+    path = Path(folder) / TRAIN_STATE
+    if not path.is_file():
+        raise CheckpointError(f"{folder}: no {TRAIN_STATE}, cannot resume the optimizer")
+    try:
+        state = paddle.load(str(path))
+    except Exception as e:  # paddle raises many types for a damaged pickle
+        raise CheckpointError(f"{path}: corrupt ({e})") from e
+    optimizer.set_state_dict(state["optimizer"])
+    if scheduler is not None and state.get("scheduler"):
+        scheduler.set_state_dict(state["scheduler"])

@@ -1,0 +1,127 @@
+"""ResNet-18/34/50 written as Paddle dygraph layers.
+
+The structure and the parameter names follow ``paddle.vision.models.resnet`` exactly
+(``conv1``, ``bn1``, ``layer1.0.conv1``, ``layer1.0.downsample.0``, ``fc`` ...), so that Paddle's
+published ImageNet weights load into these models directly and the parameter counts match.
+``width`` scales every stage (64 is the paper's network); the CPU recipe uses narrower nets.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Type, Union
+
+import paddle
+from paddle import nn
+
+
+class BasicBlock(nn.Layer):
+    """Two 3x3 convolutions with an identity (or projected) shortcut: ResNet-18/34."""
+
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1,
+                 downsample: Optional[nn.Layer] = None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2D(inplanes, planes, 3, stride=stride, padding=1, bias_attr=False)
+        self.bn1 = nn.BatchNorm2D(planes)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2D(planes, planes, 3, padding=1, bias_attr=False)
+        self.bn2 = nn.BatchNorm2D(planes)
+        self.downsample = downsample
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Layer):
+    """1x1 reduce, 3x3, 1x1 expand (x4) with a shortcut: ResNet-50. Stride sits on the 3x3 conv
+    (the "ResNet v1.5" variant that Paddle and torchvision use)."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1,
+                 downsample: Optional[nn.Layer] = None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2D(inplanes, planes, 1, bias_attr=False)
+        self.bn1 = nn.BatchNorm2D(planes)
+        self.conv2 = nn.Conv2D(planes, planes, 3, stride=stride, padding=1, bias_attr=False)
+        self.bn2 = nn.BatchNorm2D(planes)
+        self.conv3 = nn.Conv2D(planes, planes * self.expansion, 1, bias_attr=False)
+        self.bn3 = nn.BatchNorm2D(planes * self.expansion)
+        self.relu = nn.ReLU()
+        self.downsample = downsample
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+Block = Union[Type[BasicBlock], Type[Bottleneck]]
+
+
+class ResNet(nn.Layer):
+    """``ResNet(block, layers)`` as in torchvision; ``forward_features`` returns the last feature
+    map (N, C, H/32, W/32) so notebooks can show it and Grad-CAM can hook it."""
+
+    def __init__(self, block: Block, layers: List[int], num_classes: int = 2,
+                 width: int = 64, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.inplanes = width
+        self.conv1 = nn.Conv2D(3, width, 7, stride=2, padding=3, bias_attr=False)
+        self.bn1 = nn.BatchNorm2D(width)
+        self.relu = nn.ReLU()
+        self.maxpool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(block, width, layers[0])
+        self.layer2 = self._make_layer(block, width * 2, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, width * 4, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, width * 8, layers[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2D((1, 1))
+        self.num_features = width * 8 * block.expansion
+        # Dropout has no parameters, so the state dict keeps Paddle's keys whatever its rate.
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else None
+        self.fc = nn.Linear(self.num_features, num_classes)
+
+    def _make_layer(self, block: Block, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.Sequential(
+                nn.Conv2D(self.inplanes, planes * block.expansion, 1, stride=stride, bias_attr=False),
+                nn.BatchNorm2D(planes * block.expansion),
+            )
+        layers = [block(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes * block.expansion
+        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer1(x)
+        x = self.layer2(x)
+        x = self.layer3(x)
+        return self.layer4(x)
+
+    def forward_head(self, x: paddle.Tensor) -> paddle.Tensor:
+        x = paddle.flatten(self.avgpool(x), 1)
+        if self.dropout is not None:
+            x = self.dropout(x)
+        return self.fc(x)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def resnet18(num_classes: int = 2, **options) -> ResNet:
+    return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, **options)
+
+
+def resnet34(num_classes: int = 2, **options) -> ResNet:
+    return ResNet(BasicBlock, [3, 4, 6, 3], num_classes, **options)
+
+
+def resnet50(num_classes: int = 2, **options) -> ResNet:
+    return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, **options)

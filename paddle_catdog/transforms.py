@@ -1,0 +1,182 @@
+"""Image preprocessing: small OpenCV operators chained by ``Compose``.
+
+``build_transform(cfg, train)`` is the single source of truth: training uses ``train=True``;
+evaluation during training, prediction and the exported model's preprocessing all use
+``train=False``. Every op takes and returns a numpy array (HWC uint8 RGB until ``Normalize``).
+"""
+from __future__ import annotations
+
+import math
+import random
+from typing import Callable, List, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+
+# ImageNet statistics: what Paddle's published ResNet weights were trained with (see --pretrained).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ImageDecodeError(ValueError):
+    """A file that is not an image OpenCV can decode (empty, truncated, text, ...)."""
+
+
+def read_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class Decode:
+    """Bytes -> HWC uint8 RGB. ``cv2.imdecode`` on bytes (not ``cv2.imread``) so non-ASCII paths
+    work on every OS. Grayscale becomes 3 channels, alpha is dropped, 16-bit is scaled to 8-bit."""
+
+    def __call__(self, data: Union[bytes, np.ndarray]) -> np.ndarray:
+        buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else data
+        if buf.size == 0:
+            raise ImageDecodeError("empty file")
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise ImageDecodeError("not a decodable image")
+        return to_rgb_uint8(img)
+
+
+def to_rgb_uint8(img: np.ndarray) -> np.ndarray:
+    """Any OpenCV-decoded array (BGR/BGRA/gray, 8- or 16-bit) -> contiguous HWC uint8 RGB."""
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    if img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    if img.shape[2] == 1:
+        return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB)
+    return np.ascontiguousarray(img[:, :, ::-1])  # BGR -> RGB
+
+
+class ResizeShort:
+    """Resize so the shorter side is ``size``, keeping the aspect ratio."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        h, w = img.shape[:2]
+        scale = self.size / min(h, w)
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        return cv2.resize(img, (nw, nh), interpolation=interp)
+
+
+class CenterCrop:
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        h, w = img.shape[:2]
+        top, left = max(0, (h - self.size) // 2), max(0, (w - self.size) // 2)
+        return img[top:top + self.size, left:left + self.size]
+
+
+class RandomResizedCrop:
+    """Crop a random area fraction ``scale`` and aspect ratio ``ratio``, resize to ``size``
+    (the Inception crop that torchvision and PaddleClas use)."""
+
+    def __init__(self, size: int, scale: Tuple[float, float] = (0.25, 1.0),
+                 ratio: Tuple[float, float] = (3 / 4, 4 / 3)) -> None:
+        self.size, self.scale, self.ratio = size, scale, ratio
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        h, w = img.shape[:2]
+        area = h * w
+        for _ in range(10):
+            target = area * random.uniform(*self.scale)
+            aspect = math.exp(random.uniform(math.log(self.ratio[0]), math.log(self.ratio[1])))
+            cw, ch = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
+            if 0 < cw <= w and 0 < ch <= h:
+                top, left = random.randint(0, h - ch), random.randint(0, w - cw)
+                img = img[top:top + ch, left:left + cw]
+                break
+        else:  # fall back to a center crop of the whole image
+            side = min(h, w)
+            img = CenterCrop(side)(img)
+        interp = cv2.INTER_AREA if img.shape[0] > self.size else cv2.INTER_LINEAR
+        return cv2.resize(img, (self.size, self.size), interpolation=interp)
+
+
+class HFlip:
+    def __init__(self, p: float = 0.5) -> None:
+        self.p = p
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(img[:, ::-1]) if random.random() < self.p else img
+
+
+class RandomRotate:
+    """Rotate by up to ``degrees`` either way, reflecting the border (no black corners)."""
+
+    def __init__(self, degrees: float) -> None:
+        self.degrees = degrees
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        if self.degrees <= 0:
+            return img
+        h, w = img.shape[:2]
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), random.uniform(-self.degrees, self.degrees), 1.0)
+        return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+
+class ColorJitter:
+    """Random brightness and contrast: out = (img - mean) * c + mean * b."""
+
+    def __init__(self, brightness: float = 0.2, contrast: float = 0.2) -> None:
+        self.brightness, self.contrast = brightness, contrast
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        b = 1 + random.uniform(-self.brightness, self.brightness)
+        c = 1 + random.uniform(-self.contrast, self.contrast)
+        mean = float(img.mean())
+        out = (img.astype(np.float32) - mean) * c + mean * b
+        return np.clip(out, 0, 255).astype(np.uint8)
+
+
+class Normalize:
+    """uint8 HWC RGB -> float32 CHW, scaled to [0, 1] then standardized per channel."""
+
+    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
+        self.mean = np.asarray(mean, np.float32).reshape(3, 1, 1) * 255.0
+        self.inv_std = 1.0 / (np.asarray(std, np.float32).reshape(3, 1, 1) * 255.0)
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        chw = img.transpose(2, 0, 1).astype(np.float32)
+        return (chw - self.mean) * self.inv_std
+
+
+class Compose:
+    def __init__(self, ops: List[Callable[[np.ndarray], np.ndarray]]) -> None:
+        self.ops = ops
+
+    def __call__(self, x):
+        for op in self.ops:
+            x = op(x)
+        return x
+
+    def __repr__(self) -> str:
+        return "Compose([" + ", ".join(type(op).__name__ for op in self.ops) + "])"
+
+
+def build_transform(cfg, train: bool, decode: bool = True) -> Compose:
+    """The one preprocessing path. ``cfg`` needs ``image_size`` and, for training, the
+    augmentation fields of ``TrainConfig``. With ``decode=False`` the chain starts from an
+    RGB array (used by notebooks on arrays already in memory)."""
+    size = cfg.image_size
+    if train:
+        ops = [RandomResizedCrop(size, scale=(cfg.crop_scale_min, 1.0)), HFlip(0.5),
+               RandomRotate(cfg.rotate_degrees), ColorJitter(cfg.jitter, cfg.jitter)]
+    else:
+        # Resize the short side to size / crop_ratio, keep the central size x size: what most
+        # ImageNet recipes do (224 from 256 is crop_ratio 0.875).
+        ops = [ResizeShort(round(size / cfg.eval_crop_ratio)), CenterCrop(size)]
+    return Compose(([Decode()] if decode else []) + ops + [Normalize(IMAGENET_MEAN, IMAGENET_STD)])
