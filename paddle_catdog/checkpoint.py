@@ -76,7 +76,7 @@ def save_checkpoint(folder: Path, model: paddle.nn.Layer, cfg: TrainConfig, clas
             "config": cfg.to_dict()}
     _write_file(tmp / META, json.dumps(meta, indent=2).encode())
     if optimizer is not None:
-        state = {"optimizer": optimizer.state_dict(),
+        state = {"optimizer": _rename_optimizer_state(optimizer.state_dict(), _param_names(model)),
                  "scheduler": scheduler.state_dict() if scheduler is not None else None}
         paddle.save(state, str(tmp / TRAIN_STATE))
         with open(tmp / TRAIN_STATE, "rb+") as f:
@@ -135,21 +135,20 @@ def load_weights_into(model: paddle.nn.Layer, weights: Dict[str, np.ndarray], so
     """Copy ``weights`` into ``model`` after checking every key and shape; keys starting with a
     prefix in ``skip_mismatched`` may differ (a new classifier head). Returns skipped keys."""
     own = model.state_dict()
-    skipped = []
-    missing = [k for k in own if k not in weights]
+    missing = [k for k in own if k not in weights and not k.startswith(skip_mismatched)]
     unexpected = [k for k in weights if k not in own]
-    for k in list(own):
+    if missing or unexpected:
+        raise CheckpointError(f"{source}: weights do not fit this model ("
+                              f"{len(missing)} missing, {len(unexpected)} unexpected keys, e.g. "
+                              f"{(missing + unexpected)[0]})")
+    skipped = []
+    for k in own:
         if k in weights and tuple(own[k].shape) != tuple(weights[k].shape):
             if k.startswith(skip_mismatched):
                 skipped.append(k)
                 continue
             raise CheckpointError(f"{source}: {k} has shape {tuple(weights[k].shape)}, the model "
                                   f"expects {tuple(own[k].shape)} (another model or class count?)")
-    missing = [k for k in missing if not k.startswith(skip_mismatched)]
-    if missing or unexpected:
-        raise CheckpointError(f"{source}: weights do not fit this model ("
-                              f"{len(missing)} missing, {len(unexpected)} unexpected keys, e.g. "
-                              f"{(missing + unexpected)[0]})")
     model.set_state_dict({k: paddle.to_tensor(v) for k, v in weights.items()
                           if k in own and k not in skipped})
     return skipped + [k for k in own if k not in weights]
@@ -170,7 +169,28 @@ def load_model(folder: Path) -> Tuple[paddle.nn.Layer, TrainConfig, List[str], D
     return model, cfg, list(meta["classes"]), meta
 
 
-def load_train_state(folder: Path, optimizer: paddle.optimizer.Optimizer,
+def _param_names(model: paddle.nn.Layer) -> Dict[str, str]:
+    """Paddle's unique parameter name (``conv2d_12.w_0``) -> structured name (``layer1.0.conv1.weight``)."""
+    return {p.name: n for n, p in model.named_parameters()}
+
+
+def _rename_optimizer_state(state: Dict[str, Any], names: Dict[str, str]) -> Dict[str, Any]:
+    """Optimizer state is keyed by Paddle's unique parameter names, which depend on how many
+    layers the process built before (a resumed notebook run gets other names). Key it by the
+    structured names instead, which are the same for the same architecture. Works both ways."""
+    def rename(key: str) -> str:
+        best = max((old for old in names if key.startswith(old + "_")), key=len, default=None)
+        return names[best] + key[len(best):] if best else key
+    out: Dict[str, Any] = {}
+    for key, value in state.items():
+        if isinstance(value, dict):  # master_weights: {param name: tensor}
+            out[key] = {names.get(k, k): v for k, v in value.items()}
+        else:
+            out[rename(key)] = value
+    return out
+
+
+def load_train_state(folder: Path, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer,
                      scheduler: Optional[paddle.optimizer.lr.LRScheduler]) -> None:
     """Restore optimizer and scheduler state for --resume (a pickle: only our own runs)."""
     path = Path(folder) / TRAIN_STATE
@@ -180,6 +200,7 @@ def load_train_state(folder: Path, optimizer: paddle.optimizer.Optimizer,
         state = paddle.load(str(path))
     except Exception as e:  # paddle raises many types for a damaged pickle
         raise CheckpointError(f"{path}: corrupt ({e})") from e
-    optimizer.set_state_dict(state["optimizer"])
+    to_unique = {n: unique for unique, n in _param_names(model).items()}
+    optimizer.set_state_dict(_rename_optimizer_state(state["optimizer"], to_unique))
     if scheduler is not None and state.get("scheduler"):
         scheduler.set_state_dict(state["scheduler"])

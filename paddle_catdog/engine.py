@@ -128,6 +128,8 @@ class WarmupCosine(paddle.optimizer.lr.LRScheduler):
         self.warmup_steps = max(0, int(warmup_steps))
         self.total_steps = max(1, int(total_steps))
         super().__init__(learning_rate, last_epoch=-1)
+
+    def state_keys(self) -> None:  # what state_dict() saves
         self.keys = ["last_epoch", "last_lr", "warmup_steps", "total_steps"]
 
     def get_lr(self) -> float:
@@ -338,7 +340,7 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
         if saved_classes != data.classes:
             raise ckpt.CheckpointError(f"{resume_from}: classes {saved_classes} differ from the data's {data.classes}")
         ckpt.load_weights_into(model, ckpt.read_weights(resume_from / ckpt.WEIGHTS), str(resume_from))
-        ckpt.load_train_state(resume_from, optimizer, scheduler)
+        ckpt.load_train_state(resume_from, model, optimizer, scheduler)
         scheduler.total_steps = cfg.epochs * len(train_loader)  # --epochs may have changed
         start_epoch, best_acc = int(meta["epoch"]), float(meta["best_metric"])
         log.info("resumed from %s at epoch %d (best val acc %.4f)", resume_from, start_epoch, best_acc)

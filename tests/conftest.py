@@ -1,0 +1,93 @@
+"""Shared test helpers: generated images (never the shared photos) and the real-data path."""
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("GLOG_minloglevel", "2")
+warnings.filterwarnings("ignore", message=".*ccache.*")
+
+
+def stripes(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A learnable picture: class 0 horizontal stripes, class 1 vertical, class 2 a checkerboard;
+    colours, phase and period are random so only the orientation carries the class. BGR uint8."""
+    period = int(rng.integers(4, 9))
+    phase = int(rng.integers(0, period))
+    idx = (np.arange(size) + phase) // (period // 2) % 2
+    if label == 0:
+        mask = np.repeat(idx[:, None], size, axis=1)
+    elif label == 1:
+        mask = np.repeat(idx[None, :], size, axis=0)
+    else:
+        mask = (idx[:, None] + idx[None, :]) % 2
+    a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    while np.abs(a.astype(int) - b.astype(int)).sum() < 150:  # keep the stripes visible
+        b = rng.integers(0, 256, 3)
+    img = np.where(mask[..., None] == 1, a, b).astype(np.uint8)
+    noise = rng.normal(0, 8, img.shape)
+    return np.clip(img + noise, 0, 255).astype(np.uint8)
+
+
+def write_image(path: Path, img: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, buf = cv2.imencode(path.suffix or ".png", img)
+    assert ok
+    path.write_bytes(buf.tobytes())
+    return path
+
+
+def make_kaggle_flat(folder: Path, n_per_class: int, size: int = 40, seed: int = 0,
+                     classes=("cat", "dog"), start: int = 0) -> List[Path]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for label, name in enumerate(classes):
+        for i in range(start, start + n_per_class):
+            out.append(write_image(folder / f"{name}.{i}.jpg", stripes(label, size, rng)))
+    return out
+
+
+def make_class_folders(folder: Path, n_per_class: int, classes=("cat", "dog"), size: int = 40,
+                       seed: int = 0, ext: str = ".png") -> Dict[str, List[Path]]:
+    rng = np.random.default_rng(seed)
+    out: Dict[str, List[Path]] = {}
+    for label, name in enumerate(classes):
+        out[name] = [write_image(folder / name / f"img_{i}{ext}", stripes(label % 3, size, rng))
+                     for i in range(n_per_class)]
+    return out
+
+
+@pytest.fixture
+def kaggle_root(tmp_path: Path) -> Path:
+    """root/train (Kaggle names, 40 per class) and root/val (12 per class)."""
+    make_kaggle_flat(tmp_path / "data" / "train", 40, seed=1)
+    make_kaggle_flat(tmp_path / "data" / "val", 12, seed=2, start=1000)
+    return tmp_path / "data"
+
+
+def real_data() -> Optional[Path]:
+    value = os.environ.get("CATDOG_DATA")
+    return Path(value) if value and Path(value).is_dir() else None
+
+
+requires_real_data = pytest.mark.skipif(
+    real_data() is None,
+    reason="CATDOG_DATA is not set to the Dogs-vs-Cats folder (e.g. ../shared/data/dogs-vs-cats)")
+
+
+def tiny_config(data_dir: Path, output: Path, **overrides):
+    """A config that trains in seconds on the generated images."""
+    from paddle_catdog.config import TrainConfig
+    values = dict(data_dir=str(data_dir), output=str(output), model="cnn", image_size=32,
+                  epochs=1, batch_size=16, num_workers=0, progress=False, log_images=True,
+                  lr=3e-3, warmup_epochs=0.5, rotate_degrees=0, crop_scale_min=0.6)
+    values.update(overrides)
+    return TrainConfig(**values)

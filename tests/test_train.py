@@ -1,0 +1,191 @@
+"""Training end to end on generated images: learning, checkpoints, resume, and the CLIs."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import paddle
+import pytest
+
+from conftest import ROOT, make_kaggle_flat, tiny_config, write_image
+from paddle_catdog import checkpoint as ckpt
+from paddle_catdog.config import TrainConfig
+from paddle_catdog.engine import fit
+from paddle_catdog.predict import Predictor
+
+
+def run_script(script: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One short run shared by the tests below: learnable stripes, 8 epochs of the plain CNN."""
+    root = tmp_path_factory.mktemp("stripes")
+    make_kaggle_flat(root / "data" / "train", 100, seed=1)
+    make_kaggle_flat(root / "data" / "val", 20, seed=2, start=1000)
+    cfg = tiny_config(root / "data", root / "out", epochs=8, lr=5e-3)
+    best = fit(cfg)
+    return root, best
+
+
+def test_learns_generated_images(trained):
+    """Learning is tested by learning: the stripes' orientation is the class."""
+    root, best = trained
+    meta = json.loads((best / ckpt.META).read_text())
+    assert meta["best_metric"] >= 0.95, meta["metrics"]
+    # and the saved model really is that good: predict the val folder from the checkpoint alone
+    predictor = Predictor(str(best), device="cpu")
+    paths = sorted(str(p) for p in (root / "data" / "val").glob("*.jpg"))
+    results = list(predictor.predict_paths(paths, batch_size=8))
+    right = sum(predictor.classes[int(p.argmax())] == Path(path).name.split(".")[0]
+                for path, p, _ in results)
+    assert right / len(paths) >= 0.95
+
+
+def test_checkpoints_describe_themselves(trained):
+    root, best = trained
+    last = root / "out" / "last"
+    for folder in (best, last):
+        meta = json.loads((folder / ckpt.META).read_text())
+        assert meta["classes"] == ["cat", "dog"] and meta["model"] == "cnn"
+        assert TrainConfig.from_dict(meta["config"]).image_size == 32
+    assert json.loads((last / ckpt.META).read_text())["epoch"] == 8
+    assert (last / ckpt.TRAIN_STATE).is_file() and not (best / ckpt.TRAIN_STATE).exists()
+    # weights are plain safetensors: readable without pickle
+    with open(best / ckpt.WEIGHTS, "rb") as f:
+        header_len = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(header_len))
+    assert "fc.weight" in header
+    assert list((root / "out" / "vdl").iterdir()), "VisualDL wrote no logs"
+
+
+def test_visualdl_logged_scalars_and_images(trained):
+    root, _ = trained
+    from visualdl import LogReader
+    tags = set()
+    for f in (root / "out" / "vdl").glob("vdlrecords.*.log"):
+        reader = LogReader(file_path=str(f))
+        for kind, names in reader.get_tags().items():
+            tags |= {f"{kind}:{n}" for n in names}
+    assert {"scalar:train/loss", "scalar:val/acc", "scalar:train/lr"} <= tags, tags
+    assert any(t.startswith("image:") for t in tags), tags
+
+
+def test_predict_cli_lines_json_and_errors(trained, tmp_path):
+    root, best = trained
+    val = root / "data" / "val"
+    good = str(val / "cat.1000.jpg")
+    r = run_script("run_predict.py", "--weights", str(best), "--img", good)
+    assert r.returncode == 0, r.stderr
+    path, label, prob = r.stdout.strip().split("\t")
+    assert path == good and label in ("cat", "dog") and 0.5 <= float(prob) <= 1
+
+    r = run_script("run_predict.py", "--weights", str(best), "--img", good, "--json")
+    obj = json.loads(r.stdout)
+    assert set(obj) == {"path", "label", "probability", "probabilities"}
+    assert abs(sum(obj["probabilities"].values()) - 1) < 1e-4
+
+    # a folder with a bad file: the good ones are still predicted, exit code 2, one-line error
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name in ("cat.1000.jpg", "dog.1001.jpg"):
+        (folder / name).write_bytes((val / name).read_bytes())
+    (folder / "broken.jpg").write_text("not an image")
+    r = run_script("run_predict.py", "--weights", str(best), "--img", str(folder), "--img", "missing.jpg")
+    assert r.returncode == 2
+    assert len(r.stdout.strip().splitlines()) == 2
+    errors = r.stderr.strip().splitlines()
+    assert any("broken.jpg" in e for e in errors) and any("missing.jpg" in e for e in errors)
+    assert "Traceback" not in r.stderr
+
+    r = run_script("run_predict.py", "--weights", str(tmp_path / "nothing"), "--img", good)
+    assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
+
+
+def test_resume_continues_epoch_optimizer_and_schedule(tmp_path, kaggle_root):
+    cfg = tiny_config(kaggle_root, tmp_path / "out", epochs=1)
+    fit(cfg)
+    last = tmp_path / "out" / "last"
+    first = paddle.load(str(last / ckpt.TRAIN_STATE))
+    assert json.loads((last / ckpt.META).read_text())["epoch"] == 1
+
+    fit(tiny_config(kaggle_root, tmp_path / "out", epochs=2, resume="auto"), explicit={"epochs", "resume"})
+    meta = json.loads((last / ckpt.META).read_text())
+    second = paddle.load(str(last / ckpt.TRAIN_STATE))
+    assert meta["epoch"] == 2 and meta["config"]["epochs"] == 2
+    steps_per_epoch = first["scheduler"]["last_epoch"]
+    assert steps_per_epoch > 0
+    assert second["scheduler"]["last_epoch"] == 2 * steps_per_epoch  # the schedule went on
+    assert second["scheduler"]["total_steps"] == 2 * steps_per_epoch
+    # AdamW's step counters continued from the first run instead of starting again
+    beta_keys = [k for k in second["optimizer"] if k.startswith("fc.weight_") and "beta1_pow_acc" in k]
+    assert beta_keys
+    b1 = float(np.asarray(first["optimizer"][beta_keys[0]]).reshape(-1)[0])
+    b2 = float(np.asarray(second["optimizer"][beta_keys[0]]).reshape(-1)[0])
+    assert b2 == pytest.approx(b1 * 0.9 ** steps_per_epoch, rel=1e-3)
+
+
+def test_train_cli_help_and_errors(tmp_path, kaggle_root):
+    r = run_script("run_train.py", "--help")
+    assert r.returncode == 0
+    for option in ("--data-dir", "--val-dir", "--model", "--epochs", "--batch-size", "--lr",
+                   "--image-size", "--num-workers", "--output", "--resume", "--device", "--seed"):
+        assert option in r.stdout
+    assert "default: 42" in r.stdout
+    cases = [
+        (["--data-dir", str(tmp_path / "missing")], "not found"),
+        (["--data-dir", str(kaggle_root), "--epochs", "0"], "--epochs"),
+        (["--data-dir", str(kaggle_root), "--lr", "-1"], "--lr"),
+        (["--data-dir", str(kaggle_root), "--batch-size", "0"], "--batch-size"),
+        (["--data-dir", str(kaggle_root), "--model", "vgg", "--output", str(tmp_path / "o")], "resnet18"),
+        (["--data-dir", str(kaggle_root), "--resume", str(tmp_path / "nockpt")], "checkpoint"),
+    ]
+    for args, message in cases:
+        r = run_script("run_train.py", *args)
+        assert r.returncode == 2, (args, r.stderr)
+        last_line = r.stderr.strip().splitlines()[-1]
+        assert last_line.startswith("error:") and message in last_line, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+
+
+def test_config_rejects_unknown_keys():
+    with pytest.raises(ValueError, match="bogus"):
+        TrainConfig.from_dict({"bogus": 1})
+    with pytest.raises(TypeError):
+        TrainConfig(bogus=1)
+
+
+def test_atomic_checkpoint_recovers_interrupted_swap(tmp_path):
+    from paddle_catdog.models import create_model
+    model = create_model("cnn", channels=(4,))
+    cfg = TrainConfig(model="cnn")
+    folder = tmp_path / "last"
+    ckpt.save_checkpoint(folder, model, cfg, ["a", "b"], epoch=1, best_metric=0.5)
+    # simulate a kill between "folder -> .old" and ".tmp -> folder"
+    os.replace(folder, tmp_path / "last.old")
+    (tmp_path / "last.tmp").mkdir()
+    resolved = ckpt.resolve_checkpoint(folder)
+    assert json.loads((resolved / ckpt.META).read_text())["epoch"] == 1
+
+
+def test_bad_checkpoints_are_clear_errors(tmp_path, trained):
+    _, best = trained
+    from paddle_catdog.models import create_model
+    other = tmp_path / "other"
+    import shutil
+    shutil.copytree(best, other)
+    (other / ckpt.WEIGHTS).write_bytes(b"garbage")
+    with pytest.raises(ckpt.CheckpointError, match="corrupt"):
+        ckpt.load_model(other)
+    model = create_model("resnet18", width=8)
+    weights = ckpt.read_weights(best / ckpt.WEIGHTS)
+    with pytest.raises(ckpt.CheckpointError, match="do not fit"):
+        ckpt.load_weights_into(model, weights, "x")
+    three = create_model("cnn", num_classes=3, **TrainConfig(model="cnn").model_options())
+    with pytest.raises(ckpt.CheckpointError, match="shape"):
+        ckpt.load_weights_into(three, weights, "x")

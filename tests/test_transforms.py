@@ -1,0 +1,112 @@
+"""Transforms on synthetic arrays, and decoding of the image kinds users have."""
+import random
+
+import cv2
+import numpy as np
+import pytest
+
+from paddle_catdog.config import TrainConfig
+from paddle_catdog.transforms import (IMAGENET_MEAN, IMAGENET_STD, CenterCrop, ColorJitter, Decode,
+                                      HFlip, ImageDecodeError, Normalize, RandomResizedCrop,
+                                      RandomRotate, ResizeShort, build_transform)
+
+
+def encode(img: np.ndarray, ext: str = ".png") -> bytes:
+    ok, buf = cv2.imencode(ext, img)
+    assert ok
+    return buf.tobytes()
+
+
+def test_decode_converts_bgr_to_rgb():
+    bgr = np.zeros((8, 8, 3), np.uint8)
+    bgr[..., 2] = 255  # pure red in OpenCV's BGR order
+    rgb = Decode()(encode(bgr))
+    assert rgb.shape == (8, 8, 3) and rgb.dtype == np.uint8
+    assert (rgb[..., 0] == 255).all() and (rgb[..., 2] == 0).all()
+
+
+def test_decode_grayscale_rgba_and_16bit_become_rgb():
+    gray = np.full((5, 7), 100, np.uint8)
+    assert Decode()(encode(gray)).shape == (5, 7, 3)
+    rgba = np.zeros((6, 6, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 128  # blue in BGRA, half transparent
+    out = Decode()(encode(rgba))
+    assert out.shape == (6, 6, 3) and (out[..., 2] == 200).all()
+    deep = np.full((4, 4, 3), 65535, np.uint16)
+    out = Decode()(encode(deep))
+    assert out.dtype == np.uint8 and (out == 255).all()
+
+
+def test_decode_rejects_garbage_and_empty():
+    with pytest.raises(ImageDecodeError, match="empty"):
+        Decode()(b"")
+    with pytest.raises(ImageDecodeError):
+        Decode()(b"this is a text file, not a jpeg")
+
+
+def test_non_ascii_path_reads(tmp_path):
+    from paddle_catdog.transforms import read_bytes
+    path = tmp_path / "猫の写真 é.jpg"
+    path.write_bytes(encode(np.full((9, 9, 3), 50, np.uint8), ".jpg"))
+    assert Decode()(read_bytes(str(path))).shape == (9, 9, 3)
+
+
+def test_resize_short_keeps_aspect():
+    out = ResizeShort(50)(np.zeros((100, 200, 3), np.uint8))
+    assert out.shape == (50, 100, 3)
+    out = ResizeShort(64)(np.zeros((40, 30, 3), np.uint8))
+    assert out.shape[1] == 64 and abs(out.shape[0] - 85) <= 1
+
+
+def test_center_crop_takes_the_middle():
+    img = np.arange(10 * 10).reshape(10, 10, 1).repeat(3, 2).astype(np.uint8)
+    out = CenterCrop(4)(img)
+    assert out.shape == (4, 4, 3) and out[0, 0, 0] == img[3, 3, 0]
+
+
+def test_random_resized_crop_size_and_variety():
+    random.seed(0)
+    img = np.random.default_rng(0).integers(0, 255, (120, 90, 3), dtype=np.uint8)
+    op = RandomResizedCrop(32, scale=(0.2, 1.0))
+    outs = [op(img) for _ in range(5)]
+    assert all(o.shape == (32, 32, 3) for o in outs)
+    assert any(not np.array_equal(outs[0], o) for o in outs[1:])
+
+
+def test_hflip_mirrors():
+    img = np.arange(12).reshape(2, 2, 3).astype(np.uint8)
+    out = HFlip(p=1.0)(img)
+    np.testing.assert_array_equal(out, img[:, ::-1])
+    np.testing.assert_array_equal(HFlip(p=0.0)(img), img)
+
+
+def test_rotate_and_jitter_keep_shape_and_type():
+    random.seed(1)
+    img = np.random.default_rng(1).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    for op in (RandomRotate(15), ColorJitter(0.3, 0.3)):
+        out = op(img)
+        assert out.shape == img.shape and out.dtype == np.uint8
+    assert RandomRotate(0)(img) is img
+
+
+def test_normalize_values_and_layout():
+    img = np.zeros((2, 3, 3), np.uint8)
+    img[..., 0] = 255
+    out = Normalize()(img)
+    assert out.shape == (3, 2, 3) and out.dtype == np.float32
+    np.testing.assert_allclose(out[0], (1 - IMAGENET_MEAN[0]) / IMAGENET_STD[0], rtol=1e-5)
+    np.testing.assert_allclose(out[1], (0 - IMAGENET_MEAN[1]) / IMAGENET_STD[1], rtol=1e-5)
+
+
+def test_build_transform_train_and_eval():
+    cfg = TrainConfig(image_size=48)
+    data = encode(np.random.default_rng(2).integers(0, 255, (100, 150, 3), dtype=np.uint8), ".jpg")
+    ev = build_transform(cfg, train=False)
+    a, b = ev(data), ev(data)
+    assert a.shape == (3, 48, 48) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)  # evaluation is deterministic
+    tr = build_transform(cfg, train=True)
+    random.seed(3)
+    outs = [tr(data) for _ in range(3)]
+    assert all(o.shape == (3, 48, 48) for o in outs)
+    assert not np.array_equal(outs[0], outs[1])  # training augments
