@@ -6,6 +6,7 @@ warm-up + cosine schedule, evaluates every epoch, logs to VisualDL and writes th
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -296,6 +297,23 @@ def merge_resume_config(cfg: TrainConfig, saved: TrainConfig, explicit: Optional
     return TrainConfig.from_dict(values).validate()
 
 
+HISTORY = "history.jsonl"
+
+
+def append_history(path: Path, row: Dict[str, float]) -> None:
+    """One JSON line per finished epoch (the curves plot reads it). A resumed run first drops
+    rows of epochs it is about to redo, so the file never holds an epoch twice."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def read_history(path: Path, upto_epoch: Optional[int] = None) -> List[Dict[str, float]]:
+    if not Path(path).is_file():
+        return []
+    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r for r in rows if upto_epoch is None or r["epoch"] <= upto_epoch]
+
+
 def write_skipped(output: Path, skipped: Sequence[Tuple[str, str]]) -> None:
     path = output / "skipped.txt"
     if skipped:
@@ -343,12 +361,15 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
         ckpt.load_train_state(resume_from, model, optimizer, scheduler)
         scheduler.total_steps = cfg.epochs * len(train_loader)  # --epochs may have changed
         start_epoch, best_acc = int(meta["epoch"]), float(meta["best_metric"])
+        kept = read_history(output / HISTORY, upto_epoch=start_epoch)
+        (output / HISTORY).write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
         log.info("resumed from %s at epoch %d (best val acc %.4f)", resume_from, start_epoch, best_acc)
     n_params = sum(int(np.prod(p.shape)) for p in model.parameters())
     log.info("model %s %s: %.2fM parameters, device %s", cfg.model, cfg.model_options(), n_params / 1e6, device)
 
     vdl = VdlLogger(output / "vdl")
     if start_epoch == 0:
+        (output / HISTORY).unlink(missing_ok=True)
         vdl.hparams(cfg)
         if cfg.log_images:
             images, _ = next(iter(train_loader))
@@ -373,6 +394,8 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
             best_acc = max(best_acc, va["acc"])
             metrics = {"train_loss": tr["loss"], "train_acc": tr["acc"], "val_loss": va["loss"],
                        "val_acc": va["acc"], "epoch_seconds": time.time() - t0}
+            append_history(output / HISTORY, {"epoch": epoch, "lr": tr["lr"],
+                                              "images_per_s": tr["images_per_s"], **metrics})
             ckpt.save_checkpoint(output / "last", model, cfg, data.classes, epoch, best_acc, metrics,
                                  optimizer, scheduler)
             if improved:

@@ -122,6 +122,8 @@ def test_resume_continues_epoch_optimizer_and_schedule(tmp_path, kaggle_root):
     assert steps_per_epoch > 0
     assert second["scheduler"]["last_epoch"] == 2 * steps_per_epoch  # the schedule went on
     assert second["scheduler"]["total_steps"] == 2 * steps_per_epoch
+    from paddle_catdog.engine import HISTORY, read_history
+    assert [r["epoch"] for r in read_history(tmp_path / "out" / HISTORY)] == [1, 2]
     # AdamW's step counters continued from the first run instead of starting again
     beta_keys = [k for k in second["optimizer"] if k.startswith("fc.weight_") and "beta1_pow_acc" in k]
     assert beta_keys
