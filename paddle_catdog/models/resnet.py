@@ -69,7 +69,7 @@ class ResNet(nn.Layer):
     map (N, C, H/32, W/32) so notebooks can show it and Grad-CAM can hook it."""
 
     def __init__(self, block: Block, layers: List[int], num_classes: int = 2,
-                 width: int = 64, dropout: float = 0.0) -> None:
+                 width: int = 64, dropout: float = 0.0, zero_init_residual: bool = False) -> None:
         super().__init__()
         self.inplanes = width
         self.conv1 = nn.Conv2D(3, width, 7, stride=2, padding=3, bias_attr=False)
@@ -85,6 +85,14 @@ class ResNet(nn.Layer):
         # Dropout has no parameters, so the state dict keeps Paddle's keys whatever its rate.
         self.dropout = nn.Dropout(dropout) if dropout > 0 else None
         self.fc = nn.Linear(self.num_features, num_classes)
+        if zero_init_residual:
+            # Start every residual branch at zero (last BN's scale = 0), so each block begins as
+            # the identity: from-scratch training converges faster (Goyal et al. 2017; torchvision
+            # offers the same switch). Pretrained weights overwrite it.
+            for m in self.sublayers():
+                if isinstance(m, (BasicBlock, Bottleneck)):
+                    last_bn = m.bn3 if isinstance(m, Bottleneck) else m.bn2
+                    last_bn.weight.set_value(paddle.zeros_like(last_bn.weight))
 
     def _make_layer(self, block: Block, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
         downsample = None
