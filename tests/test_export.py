@@ -149,3 +149,22 @@ def test_export_cli_and_engine_choices(tmp_path, images):
     assert r.returncode == 2 and "invalid choice" in r.stderr
     r = run_module("paddle_catdog.export", "--weights", str(tmp_path / "nothing"), "--output", str(out))
     assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
+
+
+def test_resnet_channels_last_is_the_same_network():
+    """data_format='NHWC' (a training-speed option) keeps parameter names and shapes and, with
+    the same weights, gives the same outputs and feature maps (NCHW outside)."""
+    paddle.seed(0)
+    nchw = create_model("resnet18", width=8)
+    nhwc = create_model("resnet18", width=8, data_format="NHWC")
+    a, b = nchw.state_dict(), nhwc.state_dict()
+    assert [(k, tuple(v.shape)) for k, v in a.items()] == [(k, tuple(v.shape)) for k, v in b.items()]
+    nhwc.set_state_dict(a)
+    _give_batch_norm_statistics(nchw, 32)
+    nhwc.set_state_dict(nchw.state_dict())
+    nhwc.eval()
+    x = paddle.randn([2, 3, 32, 32])
+    assert nhwc.forward_features(x).shape == nchw.forward_features(x).shape == [2, 64, 1, 1]
+    np.testing.assert_allclose(nhwc(x).numpy(), nchw(x).numpy(), atol=1e-4)
+    with pytest.raises(ValueError, match="NHWC"):
+        create_model("resnet18", data_format="nhwc")
