@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-from _common import emit, int_list
+from _common import emit, int_list  # first: sets the import path
 
 from paddle_catdog.config import TrainConfig
 from paddle_catdog.dataset import DataError, ImageDataset, SampleSet, find_samples, resolve_splits

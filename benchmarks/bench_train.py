@@ -23,7 +23,7 @@ import subprocess
 import sys
 from typing import Dict
 
-from _common import cpu_count, emit, int_list, str_list
+from _common import cpu_count, emit, int_list, str_list  # first: sets the import path
 
 SETTINGS = ("model", "image_size", "batch", "threads", "onednn", "layout", "static")
 

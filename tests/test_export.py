@@ -1,13 +1,16 @@
 """Export to Paddle's inference format and prediction through Paddle Inference: the exported model
 gives the dygraph model's probabilities, the cache is reused and refreshed, the CLIs behave."""
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import paddle
 import pytest
 
-from conftest import make_kaggle_flat
+from conftest import ROOT, make_kaggle_flat
 from test_train import run_script
 from paddle_catdog import checkpoint as ckpt
 from paddle_catdog.config import TrainConfig
@@ -18,9 +21,7 @@ from paddle_catdog.models import create_model
 from paddle_catdog.predict import Predictor, load_predictor
 
 
-def run_module(module: str, *args: str):
-    import os, subprocess, sys
-    from conftest import ROOT
+def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
