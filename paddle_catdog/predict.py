@@ -1,33 +1,38 @@
-"""Prediction from a checkpoint folder: ``Predictor`` for code and notebooks, ``main`` for
-``run_predict.py``. Preprocessing is ``build_transform(cfg, train=False)``, the same function
-evaluation uses, rebuilt from the config stored in the checkpoint."""
+"""Prediction from a checkpoint or exported folder: ``Predictor`` (dygraph) and
+``inference.InferencePredictor`` (Paddle Inference) for code and notebooks, ``load_predictor`` to
+pick one, ``main`` for ``run_predict.py``. Preprocessing is ``build_transform(cfg, train=False)``,
+the same function evaluation uses, rebuilt from the config stored beside the weights."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 import paddle
 import paddle.nn.functional as F
 
 from . import checkpoint as ckpt
+from .config import TrainConfig
 from .dataset import IMAGE_EXTENSIONS, is_image_file
 from .transforms import ImageDecodeError, build_transform, read_bytes
 
 DEFAULT_OUTPUT = "output"
+T = TypeVar("T")
 
 
-class Predictor:
-    """Load a checkpoint once, then classify images (paths or RGB arrays)."""
+class BasePredictor:
+    """What both engines share: preprocessing with ``build_transform(cfg, train=False)``, batching
+    with decoding running ahead in threads, and the result format. Subclasses set ``cfg``,
+    ``classes`` and ``transform`` and implement ``predict_batch``."""
 
-    def __init__(self, weights: str, device: str = "auto") -> None:
-        from .engine import setup_device
-        setup_device(device)
-        self.model, self.cfg, self.classes, self.meta = ckpt.load_model(Path(weights))
-        self.transform = build_transform(self.cfg, train=False)
+    cfg: TrainConfig
+    classes: List[str]
 
     def preprocess(self, path: str) -> np.ndarray:
         try:
@@ -35,39 +40,94 @@ class Predictor:
         except OSError as e:
             raise ImageDecodeError(f"cannot read: {e.strerror or e}") from e
 
+    def _load(self, path: str) -> Tuple[Optional[np.ndarray], Optional[str]]:
+        try:
+            return self.preprocess(path), None
+        except ImageDecodeError as e:
+            return None, str(e)
+
+    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) float32 -> (N, C) probabilities."""
+        raise NotImplementedError
+
+    def predict_paths(self, paths: Sequence[str], batch_size: int = 16, workers: int = 0
+                      ) -> Iterator[Tuple[str, Optional[np.ndarray], Optional[str]]]:
+        """Yield (path, probabilities, None) or (path, None, error) for each path, in order.
+        Images decode in ``workers`` threads (0: up to 4) up to two batches ahead, so the next
+        batch is being decoded while this one runs through the model."""
+        pending: List[Tuple[str, Optional[np.ndarray], Optional[str]]] = []
+        n_images = 0
+        loaded = decode_ahead(self._load, paths, workers or min(4, os.cpu_count() or 1), 2 * batch_size)
+        for path, (image, error) in loaded:
+            pending.append((path, image, error))
+            n_images += image is not None
+            if n_images >= batch_size:
+                yield from self._flush(pending)
+                pending, n_images = [], 0
+        yield from self._flush(pending)
+
+    def _flush(self, pending):
+        """Run the batch and yield every pending item in its input order (failed ones included,
+        so one bad file does not split the batch)."""
+        images = [x for _, x, _ in pending if x is not None]
+        probs = iter(self.predict_batch(np.stack(images)) if images else [])
+        for path, image, error in pending:
+            yield (path, None, error) if image is None else (path, next(probs), None)
+
+    def result(self, path: str, probs: np.ndarray) -> Dict[str, object]:
+        k = int(probs.argmax())
+        return {"path": path, "label": self.classes[k], "probability": float(probs[k]),
+                "probabilities": {c: float(p) for c, p in zip(self.classes, probs)}}
+
+
+def decode_ahead(fn: Callable[[str], T], items: Iterable[str], workers: int, ahead: int
+                 ) -> Iterator[Tuple[str, T]]:
+    """Yield (item, fn(item)) in order while up to ``ahead`` later items run in a thread pool
+    (OpenCV releases the GIL while decoding and resizing, so threads really run in parallel)."""
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        queue: Deque[Tuple[str, Future]] = deque()
+        for item in items:
+            queue.append((item, pool.submit(fn, item)))
+            if len(queue) > ahead:
+                done, future = queue.popleft()
+                yield done, future.result()
+        while queue:
+            done, future = queue.popleft()
+            yield done, future.result()
+
+
+class Predictor(BasePredictor):
+    """The plain dygraph path: load a checkpoint once, then classify images."""
+
+    def __init__(self, weights: str, device: str = "auto") -> None:
+        from .engine import setup_device
+        setup_device(device)
+        self.model, self.cfg, self.classes, self.meta = ckpt.load_model(Path(weights))
+        self.transform = build_transform(self.cfg, train=False)
+
     @paddle.no_grad()
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """(N, 3, H, W) float32 -> (N, C) probabilities."""
         logits = self.model(paddle.to_tensor(batch))
         return F.softmax(logits.astype("float32"), axis=1).numpy()
 
-    def predict_paths(self, paths: Sequence[str], batch_size: int = 16
-                      ) -> Iterator[Tuple[str, Optional[np.ndarray], Optional[str]]]:
-        """Yield (path, probabilities, None) or (path, None, error) for each path, in order."""
-        pending: List[Tuple[str, np.ndarray]] = []
-        for path in list(paths) + [None]:
-            if path is not None:
-                try:
-                    pending.append((path, self.preprocess(path)))
-                except ImageDecodeError as e:
-                    yield from self._flush(pending)
-                    pending = []
-                    yield path, None, str(e)
-                    continue
-            if pending and (path is None or len(pending) >= batch_size):
-                yield from self._flush(pending)
-                pending = []
 
-    def _flush(self, pending):
-        if pending:
-            probs = self.predict_batch(np.stack([x for _, x in pending]))
-            for (p, _), pr in zip(pending, probs):
-                yield p, pr, None
+ENGINES = ("inference", "dygraph")
 
-    def result(self, path: str, probs: np.ndarray) -> Dict[str, object]:
-        k = int(probs.argmax())
-        return {"path": path, "label": self.classes[k], "probability": float(probs[k]),
-                "probabilities": {c: float(p) for c, p in zip(self.classes, probs)}}
+
+def load_predictor(weights: str, engine: str = "inference", device: str = "auto") -> BasePredictor:
+    """Paddle Inference (a training checkpoint is exported on the fly, cached) or plain dygraph
+    (needs a training checkpoint)."""
+    from .export import is_exported
+    if engine == "inference":
+        from .inference import InferencePredictor
+        return InferencePredictor(weights, device)
+    if engine != "dygraph":
+        raise ValueError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+    if is_exported(Path(weights)) and not (Path(weights) / ckpt.WEIGHTS).is_file():
+        raise ckpt.CheckpointError(f"{weights} is an exported model: use --engine inference "
+                                   "(--engine dygraph needs a training checkpoint)")
+    return Predictor(weights, device)
 
 
 def find_default_weights(output: str = DEFAULT_OUTPUT) -> Path:
@@ -106,11 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--img", action="append", required=True, metavar="PATH",
                         help="an image file or a folder of images; repeat for more")
     parser.add_argument("--weights", default=None,
-                        help=f"checkpoint folder (default: the newest best/ under {DEFAULT_OUTPUT}/)")
+                        help="training checkpoint or exported model folder (default: the newest "
+                             f"best/ under {DEFAULT_OUTPUT}/)")
     parser.add_argument("--json", action="store_true",
                         help="one JSON object per line: path, label, probability, probabilities")
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"), help="where to run")
+    parser.add_argument("--engine", default="inference", choices=ENGINES,
+                        help="inference: Paddle Inference (oneDNN on CPU) on the exported model, "
+                             "exported on the fly from a checkpoint and cached in <checkpoint>/"
+                             "inference/; dygraph: the plain training-time model")
     return parser
 
 
@@ -121,7 +186,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     try:
         weights = Path(args.weights) if args.weights else find_default_weights()
-        predictor = Predictor(str(weights), args.device)
+        predictor = load_predictor(str(weights), args.engine, args.device)
     except (ckpt.CheckpointError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

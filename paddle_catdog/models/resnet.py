@@ -19,13 +19,14 @@ class BasicBlock(nn.Layer):
     expansion = 1
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: Optional[nn.Layer] = None) -> None:
+                 downsample: Optional[nn.Layer] = None, data_format: str = "NCHW") -> None:
         super().__init__()
-        self.conv1 = nn.Conv2D(inplanes, planes, 3, stride=stride, padding=1, bias_attr=False)
-        self.bn1 = nn.BatchNorm2D(planes)
+        f = data_format
+        self.conv1 = nn.Conv2D(inplanes, planes, 3, stride=stride, padding=1, bias_attr=False, data_format=f)
+        self.bn1 = nn.BatchNorm2D(planes, data_format=f)
         self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2D(planes, planes, 3, padding=1, bias_attr=False)
-        self.bn2 = nn.BatchNorm2D(planes)
+        self.conv2 = nn.Conv2D(planes, planes, 3, padding=1, bias_attr=False, data_format=f)
+        self.bn2 = nn.BatchNorm2D(planes, data_format=f)
         self.downsample = downsample
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
@@ -42,14 +43,15 @@ class Bottleneck(nn.Layer):
     expansion = 4
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: Optional[nn.Layer] = None) -> None:
+                 downsample: Optional[nn.Layer] = None, data_format: str = "NCHW") -> None:
         super().__init__()
-        self.conv1 = nn.Conv2D(inplanes, planes, 1, bias_attr=False)
-        self.bn1 = nn.BatchNorm2D(planes)
-        self.conv2 = nn.Conv2D(planes, planes, 3, stride=stride, padding=1, bias_attr=False)
-        self.bn2 = nn.BatchNorm2D(planes)
-        self.conv3 = nn.Conv2D(planes, planes * self.expansion, 1, bias_attr=False)
-        self.bn3 = nn.BatchNorm2D(planes * self.expansion)
+        f = data_format
+        self.conv1 = nn.Conv2D(inplanes, planes, 1, bias_attr=False, data_format=f)
+        self.bn1 = nn.BatchNorm2D(planes, data_format=f)
+        self.conv2 = nn.Conv2D(planes, planes, 3, stride=stride, padding=1, bias_attr=False, data_format=f)
+        self.bn2 = nn.BatchNorm2D(planes, data_format=f)
+        self.conv3 = nn.Conv2D(planes, planes * self.expansion, 1, bias_attr=False, data_format=f)
+        self.bn3 = nn.BatchNorm2D(planes * self.expansion, data_format=f)
         self.relu = nn.ReLU()
         self.downsample = downsample
 
@@ -66,16 +68,24 @@ Block = Union[Type[BasicBlock], Type[Bottleneck]]
 
 class ResNet(nn.Layer):
     """``ResNet(block, layers)`` as in torchvision; ``forward_features`` returns the last feature
-    map (N, C, H/32, W/32) so notebooks can show it and Grad-CAM can hook it."""
+    map (N, C, H/32, W/32) so notebooks can show it and Grad-CAM can hook it.
+
+    ``data_format="NHWC"`` computes channels-last inside the network (benchmarks/bench_train.py
+    measures whether that is faster); input and feature map stay NCHW and the parameters keep
+    their names and shapes, so checkpoints load either way."""
 
     def __init__(self, block: Block, layers: List[int], num_classes: int = 2,
-                 width: int = 64, dropout: float = 0.0, zero_init_residual: bool = False) -> None:
+                 width: int = 64, dropout: float = 0.0, zero_init_residual: bool = False,
+                 data_format: str = "NCHW") -> None:
         super().__init__()
+        if data_format not in ("NCHW", "NHWC"):
+            raise ValueError(f"data_format must be NCHW or NHWC (got {data_format!r})")
+        self.data_format = f = data_format
         self.inplanes = width
-        self.conv1 = nn.Conv2D(3, width, 7, stride=2, padding=3, bias_attr=False)
-        self.bn1 = nn.BatchNorm2D(width)
+        self.conv1 = nn.Conv2D(3, width, 7, stride=2, padding=3, bias_attr=False, data_format=f)
+        self.bn1 = nn.BatchNorm2D(width, data_format=f)
         self.relu = nn.ReLU()
-        self.maxpool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
+        self.maxpool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1, data_format=f)
         self.layer1 = self._make_layer(block, width, layers[0])
         self.layer2 = self._make_layer(block, width * 2, layers[1], stride=2)
         self.layer3 = self._make_layer(block, width * 4, layers[2], stride=2)
@@ -95,23 +105,28 @@ class ResNet(nn.Layer):
                     last_bn.weight.set_value(paddle.zeros_like(last_bn.weight))
 
     def _make_layer(self, block: Block, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
-        downsample = None
+        downsample, f = None, self.data_format
         if stride != 1 or self.inplanes != planes * block.expansion:
             downsample = nn.Sequential(
-                nn.Conv2D(self.inplanes, planes * block.expansion, 1, stride=stride, bias_attr=False),
-                nn.BatchNorm2D(planes * block.expansion),
+                nn.Conv2D(self.inplanes, planes * block.expansion, 1, stride=stride, bias_attr=False,
+                          data_format=f),
+                nn.BatchNorm2D(planes * block.expansion, data_format=f),
             )
-        layers = [block(self.inplanes, planes, stride, downsample)]
+        layers = [block(self.inplanes, planes, stride, downsample, data_format=f)]
         self.inplanes = planes * block.expansion
-        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
+        layers += [block(self.inplanes, planes, data_format=f) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
+        channels_last = self.data_format == "NHWC"
+        if channels_last:
+            x = x.transpose([0, 2, 3, 1])
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer1(x)
         x = self.layer2(x)
         x = self.layer3(x)
-        return self.layer4(x)
+        x = self.layer4(x)
+        return x.transpose([0, 3, 1, 2]) if channels_last else x
 
     def forward_head(self, x: paddle.Tensor) -> paddle.Tensor:
         x = paddle.flatten(self.avgpool(x), 1)

@@ -1,0 +1,196 @@
+"""Export a checkpoint to Paddle's inference format: ``python -m paddle_catdog.export --weights CKPT
+--output DIR``.
+
+An exported folder holds::
+
+    model.json / model.pdiparams   the static graph and its weights (``paddle.jit.save``); the input
+                                   is ``image`` of shape (N, 3, H, W) with a free N, the output is
+                                   softmax probabilities (N, classes)
+    export.json                    the checkpoint's TrainConfig, the class names and where the
+                                   model came from
+
+The graph starts at the normalized tensor: preprocessing stays in Python and is rebuilt from
+``export.json`` with ``build_transform(cfg, train=False)``, the very function evaluation uses, so
+the exported model sees exactly the pixels the evaluation saw. Nothing in the folder is a pickle:
+Paddle Inference reads the graph and weights in C++, and ``export.json`` is plain JSON.
+
+``ensure_exported(checkpoint)`` keeps an export cached inside the checkpoint folder (``inference/``)
+and redoes it only when the checkpoint's weights, its meta.json or the Paddle version changed.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from . import cli  # noqa: F401  (first: quiets Paddle's C++ logs before paddle is imported)
+
+import paddle
+import paddle.nn.functional as F
+from paddle import nn
+
+from . import checkpoint as ckpt
+from .config import TrainConfig
+
+MODEL_PREFIX = "model"
+EXPORT_META = "export.json"
+CACHE_DIR = "inference"  # inside a training checkpoint folder
+EXPORT_FORMAT_VERSION = 1
+
+
+class WithSoftmax(nn.Layer):
+    """The classifier followed by softmax, so the exported graph returns probabilities and every
+    consumer (Python, C++, serving) gets the same numbers without re-implementing the head."""
+
+    def __init__(self, model: nn.Layer) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: paddle.Tensor) -> paddle.Tensor:
+        return F.softmax(self.model(image).astype("float32"), axis=1)
+
+
+def model_files(folder: Path) -> Tuple[Path, Path]:
+    """(graph, weights) of an exported folder. Paddle 3 with PIR writes ``.json``; older
+    releases wrote ``.pdmodel``: accept either."""
+    folder = Path(folder)
+    params = folder / f"{MODEL_PREFIX}.pdiparams"
+    for suffix in (".json", ".pdmodel"):
+        graph = folder / f"{MODEL_PREFIX}{suffix}"
+        if graph.is_file():
+            return graph, params
+    return folder / f"{MODEL_PREFIX}.json", params
+
+
+def is_exported(folder: Path) -> bool:
+    graph, params = model_files(folder)
+    return (Path(folder) / EXPORT_META).is_file() and graph.is_file() and params.is_file()
+
+
+def fingerprint(checkpoint: Path) -> Dict[str, str]:
+    """What an export depends on: the checkpoint's weights and meta.json (by content, so a copied
+    or touched checkpoint is not re-exported) and the Paddle version that wrote the graph."""
+    digest = {}
+    for name in (ckpt.WEIGHTS, ckpt.META):
+        h = hashlib.sha256()
+        with open(Path(checkpoint) / name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        digest[name] = h.hexdigest()
+    return {"paddle": paddle.__version__, **digest}
+
+
+def export_model(model: nn.Layer, cfg: TrainConfig, classes: Sequence[str], output: Path,
+                 source: Optional[Dict[str, str]] = None) -> Path:
+    """Write ``model`` (eval mode, softmax appended) and ``export.json`` into ``output``. The
+    folder is written beside and renamed into place, so a reader never sees half an export."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=output.name + ".", suffix=".tmp", dir=output.parent))
+    try:
+        model.eval()
+        spec = paddle.static.InputSpec([None, 3, cfg.image_size, cfg.image_size], "float32", "image")
+        paddle.jit.save(WithSoftmax(model), str(tmp / MODEL_PREFIX), input_spec=[spec])
+        # Older (non-PIR) saves add a pickled name table Paddle Inference never reads; drop it so
+        # the folder holds no pickle at all.
+        for info in tmp.glob("*.pdiparams.info"):
+            info.unlink()
+        meta = {"format_version": EXPORT_FORMAT_VERSION, "model": cfg.model, "classes": list(classes),
+                "input": {"name": "image", "shape": [None, 3, cfg.image_size, cfg.image_size],
+                          "layout": "NCHW, RGB, normalized by build_transform(cfg, train=False)"},
+                "output": "softmax probabilities (N, classes)", "config": cfg.to_dict(),
+                "source": source or {}}
+        (tmp / EXPORT_META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        old = output.with_name(output.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if output.exists():
+            os.replace(output, old)
+        os.replace(tmp, output)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return output
+
+
+def export_checkpoint(checkpoint: Path, output: Path) -> Path:
+    """Rebuild the model from a training checkpoint (safetensors + meta.json) and export it."""
+    checkpoint = ckpt.resolve_checkpoint(Path(checkpoint))
+    model, cfg, classes, _ = ckpt.load_model(checkpoint)
+    return export_model(model, cfg, classes, output, source=fingerprint(checkpoint))
+
+
+def read_export_meta(folder: Path) -> Tuple[TrainConfig, List[str], Dict[str, Any]]:
+    """(config, class names, the whole export.json) of an exported folder; plain JSON only."""
+    folder = Path(folder)
+    if not is_exported(folder):
+        raise ckpt.CheckpointError(f"{folder} is not an exported model folder (needs {EXPORT_META}, "
+                                   f"{MODEL_PREFIX}.json and {MODEL_PREFIX}.pdiparams)")
+    try:
+        meta = json.loads((folder / EXPORT_META).read_text(encoding="utf-8"))
+        cfg = TrainConfig.from_dict(meta["config"], strict=False)
+        classes = list(meta["classes"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ckpt.CheckpointError(f"{folder / EXPORT_META}: corrupt ({e})") from e
+    return cfg, classes, meta
+
+
+def _cache_is_current(cache: Path, checkpoint: Path) -> bool:
+    if not is_exported(cache):
+        return False
+    try:
+        _, _, meta = read_export_meta(cache)
+    except ckpt.CheckpointError:
+        return False
+    return meta.get("source") == fingerprint(checkpoint)
+
+
+def ensure_exported(weights: Path) -> Path:
+    """An exported folder for ``weights``: the folder itself when it already is one; for a training
+    checkpoint, its ``inference/`` cache, (re-)exported when missing or out of date. A read-only
+    checkpoint gets a fresh export in a temporary folder instead."""
+    weights = Path(weights)
+    if is_exported(weights):
+        return weights
+    checkpoint = ckpt.resolve_checkpoint(weights)
+    cache = checkpoint / CACHE_DIR
+    if _cache_is_current(cache, checkpoint):
+        return cache
+    try:
+        return export_checkpoint(checkpoint, cache)
+    except PermissionError:
+        return export_checkpoint(checkpoint, Path(tempfile.mkdtemp(prefix="catdog-export-")) / CACHE_DIR)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m paddle_catdog.export",
+        description="Export a training checkpoint to Paddle's inference format (static graph with "
+                    "softmax, free batch size) plus export.json with the preprocessing config and "
+                    "class names.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--weights", required=True, help="training checkpoint folder (e.g. output/best)")
+    parser.add_argument("--output", required=True, help="folder to write the exported model to")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .engine import setup_device
+    try:
+        setup_device("cpu")  # exporting traces the graph; the device does not matter
+        folder = export_checkpoint(Path(args.weights), Path(args.output))
+    except (ckpt.CheckpointError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    graph, params = model_files(folder)
+    print(f"exported {args.weights} -> {folder} ({graph.name}, {params.name}, {EXPORT_META})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

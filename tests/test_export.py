@@ -1,0 +1,171 @@
+"""Export to Paddle's inference format and prediction through Paddle Inference: the exported model
+gives the dygraph model's probabilities, the cache is reused and refreshed, the CLIs behave."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import paddle
+import pytest
+
+from conftest import ROOT, make_kaggle_flat
+from test_train import run_script
+from paddle_catdog import checkpoint as ckpt
+from paddle_catdog.config import TrainConfig
+from paddle_catdog.export import (CACHE_DIR, EXPORT_META, ensure_exported, export_checkpoint,
+                                  model_files, read_export_meta)
+from paddle_catdog.inference import InferencePredictor
+from paddle_catdog.models import create_model
+from paddle_catdog.predict import Predictor, load_predictor
+
+
+def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _give_batch_norm_statistics(model: paddle.nn.Layer, size: int) -> None:
+    """Fresh batch-norm layers are the identity; a few training-mode passes give them real
+    running statistics, so the parity test also covers the conv+bn folding Paddle Inference does."""
+    model.train()
+    with paddle.no_grad():
+        for _ in range(8):
+            model(paddle.randn([4, 3, size, size]))
+    model.eval()
+
+
+def make_checkpoint(folder: Path, model_name: str, image_size: int, seed: int = 0, **options) -> Path:
+    paddle.seed(seed)
+    cfg = TrainConfig(model=model_name, image_size=image_size, **options)
+    model = create_model(model_name, num_classes=2, **cfg.model_options())
+    _give_batch_norm_statistics(model, image_size)
+    return ckpt.save_checkpoint(folder, model, cfg, ["cat", "dog"], epoch=1, best_metric=0.5)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """Eleven generated photos of another size than the input, so resize and crop run too."""
+    folder = tmp_path_factory.mktemp("imgs")
+    return sorted(str(p) for p in make_kaggle_flat(folder, 6, size=56, seed=3)[:11])
+
+
+@pytest.mark.parametrize("model_name,size,options", [
+    ("cnn", 48, {}), ("resnet18", 32, {"width": 8})])
+def test_exported_model_matches_dygraph(tmp_path, images, model_name, size, options):
+    best = make_checkpoint(tmp_path / "best", model_name, size, **options)
+    dygraph = Predictor(str(best), device="cpu")
+    exported = InferencePredictor(str(best), device="cpu")
+    assert exported.folder == best / CACHE_DIR
+    for batch_size in (1, 4):  # the batch size is free in the exported graph
+        want = {p: pr for p, pr, _ in dygraph.predict_paths(images, batch_size)}
+        got = {p: pr for p, pr, _ in exported.predict_paths(images, batch_size)}
+        assert list(got) == list(want) == images
+        diff = max(float(np.abs(got[p] - want[p]).max()) for p in images)
+        assert diff < 1e-4, diff
+    # the probabilities are not all alike, so agreeing means something
+    spread = np.ptp([want[p][0] for p in images])
+    assert spread > 1e-3, spread
+
+
+def test_export_folder_is_plain_files_and_rebuilds_preprocessing(tmp_path):
+    best = make_checkpoint(tmp_path / "best", "cnn", 40, eval_crop_ratio=0.8)
+    out = export_checkpoint(best, tmp_path / "exported")
+    graph, params = model_files(out)
+    assert graph.is_file() and params.is_file()
+    assert not list(out.glob("*.info")) and not list(out.glob("*.pdparams"))  # no pickles
+    meta = json.loads((out / EXPORT_META).read_text())
+    assert meta["classes"] == ["cat", "dog"] and meta["input"]["shape"] == [None, 3, 40, 40]
+    cfg, classes, _ = read_export_meta(out)
+    assert cfg == TrainConfig.from_dict(json.loads((best / ckpt.META).read_text())["config"])
+    import cv2
+    from paddle_catdog.transforms import build_transform
+    data = cv2.imencode(".png", np.random.default_rng(0).integers(0, 256, (60, 90, 3), np.uint8))[1].tobytes()
+    pred = InferencePredictor(str(out), device="cpu")
+    np.testing.assert_array_equal(pred.transform(data), build_transform(cfg, train=False)(data))
+    assert pred.transform(data).shape == (3, 40, 40)
+
+
+def test_cache_is_reused_then_refreshed_when_weights_change(tmp_path, images):
+    best = make_checkpoint(tmp_path / "best", "cnn", 32, seed=1)
+    first = ensure_exported(best)
+    stamp = (first / EXPORT_META).stat().st_mtime_ns
+    assert ensure_exported(best) == first
+    assert (first / EXPORT_META).stat().st_mtime_ns == stamp  # reused, not re-exported
+    before = next(InferencePredictor(str(best), device="cpu").predict_paths(images[:1]))[1]
+    # overwrite the weights in place (a copied-in checkpoint): the cache must not be used
+    make_checkpoint(tmp_path / "other", "cnn", 32, seed=2)
+    (best / ckpt.WEIGHTS).write_bytes((tmp_path / "other" / ckpt.WEIGHTS).read_bytes())
+    after = next(InferencePredictor(str(best), device="cpu").predict_paths(images[:1]))[1]
+    want = next(Predictor(str(best), device="cpu").predict_paths(images[:1]))[1]
+    assert np.abs(after - want).max() < 1e-4 and np.abs(after - before).max() > 1e-4
+
+
+def test_predict_paths_keeps_order_around_bad_files(tmp_path, images):
+    best = make_checkpoint(tmp_path / "best", "cnn", 32)
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    paths = [images[0], str(bad), *images[1:5], str(tmp_path / "gone.jpg"), images[5]]
+    pred = load_predictor(str(best), "inference", "cpu")
+    out = list(pred.predict_paths(paths, batch_size=3, workers=2))
+    assert [p for p, _, _ in out] == paths
+    assert [e is not None for _, _, e in out] == [False, True, False, False, False, False, True, False]
+    alone = {p: pr for p, pr, _ in pred.predict_paths(images[:6], batch_size=1)}
+    for p, pr, e in out:
+        if e is None:
+            assert np.abs(pr - alone[p]).max() < 1e-4
+
+
+def test_export_cli_and_engine_choices(tmp_path, images):
+    best = make_checkpoint(tmp_path / "best", "cnn", 32)
+    out = tmp_path / "exported"
+    r = run_module("paddle_catdog.export", "--weights", str(best), "--output", str(out))
+    assert r.returncode == 0, r.stderr
+    assert (out / EXPORT_META).is_file() and "Traceback" not in r.stderr
+
+    results = {}
+    for engine, weights in (("dygraph", best), ("inference", best), ("inference", out)):
+        r = run_script("run_predict.py", "--weights", str(weights), "--engine", engine, "--json",
+                       "--img", images[0], "--img", images[1])
+        assert r.returncode == 0, (engine, r.stderr)
+        results[engine, weights.name] = [json.loads(line) for line in r.stdout.splitlines()]
+    base = results["dygraph", "best"]
+    for key, rows in results.items():
+        assert [row["path"] for row in rows] == images[:2]
+        for row, ref in zip(rows, base):
+            assert row["label"] == ref["label"], key
+            assert abs(row["probability"] - ref["probability"]) < 1e-4, key
+
+    cases = [
+        (["--weights", str(out), "--engine", "dygraph"], "--engine inference"),
+        (["--weights", str(tmp_path / "nothing")], "not found"),
+    ]
+    for args, message in cases:
+        r = run_script("run_predict.py", *args, "--img", images[0])
+        assert r.returncode == 2 and message in r.stderr, r.stderr
+        assert r.stderr.startswith("error:") and "Traceback" not in r.stderr
+    r = run_script("run_predict.py", "--engine", "onnx", "--img", images[0])
+    assert r.returncode == 2 and "invalid choice" in r.stderr
+    r = run_module("paddle_catdog.export", "--weights", str(tmp_path / "nothing"), "--output", str(out))
+    assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
+
+
+def test_resnet_channels_last_is_the_same_network():
+    """data_format='NHWC' (a training-speed option) keeps parameter names and shapes and, with
+    the same weights, gives the same outputs and feature maps (NCHW outside)."""
+    paddle.seed(0)
+    nchw = create_model("resnet18", width=8)
+    nhwc = create_model("resnet18", width=8, data_format="NHWC")
+    a, b = nchw.state_dict(), nhwc.state_dict()
+    assert [(k, tuple(v.shape)) for k, v in a.items()] == [(k, tuple(v.shape)) for k, v in b.items()]
+    nhwc.set_state_dict(a)
+    _give_batch_norm_statistics(nchw, 32)
+    nhwc.set_state_dict(nchw.state_dict())
+    nhwc.eval()
+    x = paddle.randn([2, 3, 32, 32])
+    assert nhwc.forward_features(x).shape == nchw.forward_features(x).shape == [2, 64, 1, 1]
+    np.testing.assert_allclose(nhwc(x).numpy(), nchw(x).numpy(), atol=1e-4)
+    with pytest.raises(ValueError, match="NHWC"):
+        create_model("resnet18", data_format="nhwc")
