@@ -26,6 +26,8 @@ from .config import TrainConfig
 from .dataset import (DataError, ImageDataset, SampleSet, drop_unreadable, find_samples,
                       limit_per_class, resolve_splits, seed_worker, stratified_split)
 from .models import create_model
+from .pretrained import (apply_freeze_schedule, apply_pretrained_defaults, load_pretrained,
+                         pretrained_source, set_train_mode)
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
 
 log = logging.getLogger("paddle_catdog")
@@ -175,7 +177,7 @@ def train_one_epoch(model: paddle.nn.Layer, loader: paddle.io.DataLoader,
                     progress: bool = False, desc: str = "train") -> Dict[str, float]:
     """One pass over ``loader``; returns mean loss, accuracy, images/s and the last LR. Raises
     TrainingError on a non-finite loss before the optimizer applies it."""
-    model.train()
+    set_train_mode(model)  # model.train(), but frozen batch-norm layers stay in eval mode
     total_loss, correct, seen, start = 0.0, 0, 0, time.time()
     bar = _progress(loader, progress, desc=desc, total=len(loader))
     for images, labels in bar:
@@ -335,10 +337,14 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
     cfg.validate()
     output = Path(cfg.output)
     resume_from: Optional[Path] = None
+    pretrained_path: Optional[Path] = None
     if cfg.resume:
         resume_from = ckpt.resolve_checkpoint(output / "last" if cfg.resume == "auto" else Path(cfg.resume))
         meta = ckpt.read_meta(resume_from)
         cfg = merge_resume_config(cfg, TrainConfig.from_dict(meta["config"], strict=False), explicit)
+    else:  # a resumed run already holds them in its checkpoint's config
+        cfg = apply_pretrained_defaults(cfg, explicit if explicit is not None else _explicit_fields(cfg))
+        pretrained_path = pretrained_source(cfg) if cfg.pretrained else None
     device = setup_device(cfg.device, cfg.num_threads)
     seed_everything(cfg.seed)
     output.mkdir(parents=True, exist_ok=True)
@@ -350,6 +356,8 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
     train_loader, val_loader = make_loader(data.train, cfg, True), make_loader(data.val, cfg, False)
 
     model = create_model(cfg.model, num_classes=len(data.classes), **cfg.model_options())
+    if pretrained_path is not None:
+        load_pretrained(model, pretrained_path)
     optimizer, scheduler = build_optimizer(cfg, model, len(train_loader))
     scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15) if cfg.amp and device == "gpu" else None
     start_epoch, best_acc = 0, -1.0
@@ -379,6 +387,7 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
         while epoch < cfg.epochs:
             random.seed(cfg.seed * 1000 + epoch)  # forked workers derive their streams from this
             t0 = time.time()
+            apply_freeze_schedule(model, scheduler, cfg, epoch)
             tr = train_one_epoch(model, train_loader, optimizer, scheduler, cfg.label_smoothing,
                                  scaler, cfg.progress, desc=f"epoch {epoch + 1}/{cfg.epochs}")
             va = evaluate(model, val_loader, cfg.progress)
