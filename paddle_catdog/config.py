@@ -25,6 +25,8 @@ class TrainConfig:
     val_dir: Optional[str] = _opt(None, "validation folder; when unset: <data-dir>/val if present, "
                                   "else a stratified split of the training images")
     val_split: float = _opt(0.1, "fraction held out for validation when there is no val folder")
+    download: bool = _opt(False, "first download Microsoft's PetImages archive (about 800 MB) "
+                          "into --data-dir (default data/), check, unpack and clean it")
     max_per_class: int = _opt(0, "use at most this many training images per class (0: all); "
                               "for quick runs and tests")
     # --- model ------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import paddle.nn.functional as F
 from . import checkpoint as ckpt
 from . import distributed as dist
 from .config import TrainConfig
+from .data import default_data_dir
 from .dataset import (DataError, ImageDataset, SampleSet, drop_unreadable, find_samples,
                       limit_per_class, resolve_splits, seed_worker, stratified_split)
 from .models import create_model
@@ -36,7 +37,7 @@ log = logging.getLogger("paddle_catdog")
 # Options that describe this invocation rather than the experiment: on --resume they come from
 # the command line, everything else from the checkpoint (unless given explicitly).
 RUNTIME_FIELDS = {"output", "resume", "device", "num_workers", "num_threads", "progress", "data_dir",
-                  "val_dir"}
+                  "val_dir", "download"}
 
 
 class TrainingError(RuntimeError):
@@ -85,9 +86,8 @@ class Data:
 def load_data(cfg: TrainConfig, check: bool = True) -> Data:
     """Find train and val images in ``cfg.data_dir`` (see dataset.py for the layouts), split if
     there is no val folder, and drop files that do not decode (``Data.skipped``)."""
-    if not cfg.data_dir:
-        raise DataError("no --data-dir given: point it at a folder of images (see README: Data)")
-    train_path, val_path = resolve_splits(cfg.data_dir, cfg.val_dir)
+    data_dir = default_data_dir(cfg.data_dir)  # or says how to get the photos
+    train_path, val_path = resolve_splits(data_dir, cfg.val_dir)
     train = find_samples(train_path)
     classes = train.classes
     if val_path:
@@ -105,10 +105,10 @@ def load_data(cfg: TrainConfig, check: bool = True) -> Data:
     val_set = SampleSet(val_samples, classes, train.layout)
     present = [c for c, n in train_set.counts().items() if n > 0]
     if len(present) < 2:
-        raise DataError(f"{cfg.data_dir}: need images of at least 2 classes to train, found "
+        raise DataError(f"{data_dir}: need images of at least 2 classes to train, found "
                         f"{len(present)} ({', '.join(present) or 'none'})")
     if not val_set.samples:
-        raise DataError(f"{cfg.data_dir}: no validation images (add a val/ folder or raise --val-split)")
+        raise DataError(f"{data_dir}: no validation images (add a val/ folder or raise --val-split)")
     return Data(train_set, val_set, classes, skipped)
 
 
