@@ -49,6 +49,9 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     from .dataset import DataError
     from .engine import TrainingError, fit
     try:
+        if cfg.download:
+            from .data import DEFAULT_DEST, PETIMAGES_URL, prepare
+            cfg.data_dir = str(prepare(PETIMAGES_URL, cfg.data_dir or DEFAULT_DEST, progress=cfg.progress))
         fit(cfg, explicit)
     except (DataError, CheckpointError, TrainingError, ValueError) as e:
         return _fail(str(e))

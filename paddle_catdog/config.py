@@ -25,6 +25,8 @@ class TrainConfig:
     val_dir: Optional[str] = _opt(None, "validation folder; when unset: <data-dir>/val if present, "
                                   "else a stratified split of the training images")
     val_split: float = _opt(0.1, "fraction held out for validation when there is no val folder")
+    download: bool = _opt(False, "first download Microsoft's PetImages archive (about 800 MB) "
+                          "into --data-dir (default data/), check, unpack and clean it")
     max_per_class: int = _opt(0, "use at most this many training images per class (0: all); "
                               "for quick runs and tests")
     # --- model ------------------------------------------------------------------------------
@@ -34,6 +36,14 @@ class TrainConfig:
     pooling: str = _opt("max", "cnn only: pooling after each conv block (max, avg, l2)")
     activation: str = _opt("relu", "cnn only: relu, leaky_relu, elu, gelu, silu, swish, sigmoid, tanh")
     dropout: float = _opt(0.2, "dropout before the classifier")
+    pretrained: Optional[str] = _opt(None, "start from trained weights: 'imagenet' (Paddle's published "
+                                     "ResNet weights, downloaded once) or a local .pdparams, "
+                                     ".safetensors or .npz file; sets fine-tuning defaults (README)")
+    freeze_epochs: int = _opt(0, "train only the classifier head for this many epochs (backbone "
+                              "and its batch-norm statistics frozen), then every layer; 1 with "
+                              "--pretrained")
+    finetune_lr_scale: float = _opt(0.1, "learning-rate factor for all layers once the backbone "
+                                    "is unfrozen (used when --freeze-epochs > 0)")
     # --- input and augmentation -------------------------------------------------------------
     image_size: int = _opt(128, "square input size in pixels; the photos are 200x200, 128 keeps "
                            "the animal recognisable at a quarter of the cost of 224")
@@ -84,6 +94,8 @@ class TrainConfig:
             (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
             (0 < self.crop_scale_min <= 1, "--crop-scale-min must be in (0, 1]"),
             (0 < self.eval_crop_ratio <= 1, "--eval-crop-ratio must be in (0, 1]"),
+            (self.freeze_epochs >= 0, f"--freeze-epochs must be >= 0 (got {self.freeze_epochs})"),
+            (self.finetune_lr_scale > 0, "--finetune-lr-scale must be positive"),
             (self.optimizer in ("adamw", "momentum"), f"--optimizer must be adamw or momentum (got {self.optimizer!r})"),
         ]
         for ok, message in checks:

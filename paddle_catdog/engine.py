@@ -22,10 +22,14 @@ import paddle
 import paddle.nn.functional as F
 
 from . import checkpoint as ckpt
+from . import distributed as dist
 from .config import TrainConfig
+from .data import default_data_dir
 from .dataset import (DataError, ImageDataset, SampleSet, drop_unreadable, find_samples,
                       limit_per_class, resolve_splits, seed_worker, stratified_split)
 from .models import create_model
+from .pretrained import (apply_freeze_schedule, apply_pretrained_defaults, load_pretrained,
+                         pretrained_source, set_train_mode)
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
 
 log = logging.getLogger("paddle_catdog")
@@ -33,7 +37,7 @@ log = logging.getLogger("paddle_catdog")
 # Options that describe this invocation rather than the experiment: on --resume they come from
 # the command line, everything else from the checkpoint (unless given explicitly).
 RUNTIME_FIELDS = {"output", "resume", "device", "num_workers", "num_threads", "progress", "data_dir",
-                  "val_dir"}
+                  "val_dir", "download"}
 
 
 class TrainingError(RuntimeError):
@@ -82,9 +86,8 @@ class Data:
 def load_data(cfg: TrainConfig, check: bool = True) -> Data:
     """Find train and val images in ``cfg.data_dir`` (see dataset.py for the layouts), split if
     there is no val folder, and drop files that do not decode (``Data.skipped``)."""
-    if not cfg.data_dir:
-        raise DataError("no --data-dir given: point it at a folder of images (see README: Data)")
-    train_path, val_path = resolve_splits(cfg.data_dir, cfg.val_dir)
+    data_dir = default_data_dir(cfg.data_dir)  # or says how to get the photos
+    train_path, val_path = resolve_splits(data_dir, cfg.val_dir)
     train = find_samples(train_path)
     classes = train.classes
     if val_path:
@@ -102,21 +105,27 @@ def load_data(cfg: TrainConfig, check: bool = True) -> Data:
     val_set = SampleSet(val_samples, classes, train.layout)
     present = [c for c, n in train_set.counts().items() if n > 0]
     if len(present) < 2:
-        raise DataError(f"{cfg.data_dir}: need images of at least 2 classes to train, found "
+        raise DataError(f"{data_dir}: need images of at least 2 classes to train, found "
                         f"{len(present)} ({', '.join(present) or 'none'})")
     if not val_set.samples:
-        raise DataError(f"{cfg.data_dir}: no validation images (add a val/ folder or raise --val-split)")
+        raise DataError(f"{data_dir}: no validation images (add a val/ folder or raise --val-split)")
     return Data(train_set, val_set, classes, skipped)
 
 
 def make_loader(samples: SampleSet, cfg: TrainConfig, train: bool) -> paddle.io.DataLoader:
+    """Shuffled training batches or ordered evaluation batches; with several processes, this
+    rank's share (see distributed.py)."""
     dataset = ImageDataset(samples.samples, build_transform(cfg, train=train), samples.classes)
+    # Dropping the last partial batch in training keeps batch-norm statistics sane.
+    drop_last = train and len(dataset) > cfg.batch_size * dist.world_size()
+    batching = dict(batch_size=cfg.batch_size, shuffle=train, drop_last=drop_last)
+    if dist.world_size() > 1 and train:
+        batching = dict(batch_sampler=paddle.io.DistributedBatchSampler(dataset, **batching))
+    elif dist.world_size() > 1:
+        dataset = paddle.io.Subset(dataset, list(dist.shard_indices(len(dataset))))
     return paddle.io.DataLoader(
-        dataset, batch_size=cfg.batch_size, shuffle=train,
-        # Dropping the last partial batch in training keeps batch-norm statistics sane.
-        drop_last=train and len(dataset) > cfg.batch_size,
-        num_workers=cfg.num_workers, worker_init_fn=seed_worker if cfg.num_workers else None,
-        use_shared_memory=cfg.num_workers > 0)
+        dataset, **batching, num_workers=cfg.num_workers,
+        worker_init_fn=seed_worker if cfg.num_workers else None, use_shared_memory=cfg.num_workers > 0)
 
 
 # ------------------------------------------------------------------------------- optimisation
@@ -175,7 +184,7 @@ def train_one_epoch(model: paddle.nn.Layer, loader: paddle.io.DataLoader,
                     progress: bool = False, desc: str = "train") -> Dict[str, float]:
     """One pass over ``loader``; returns mean loss, accuracy, images/s and the last LR. Raises
     TrainingError on a non-finite loss before the optimizer applies it."""
-    model.train()
+    set_train_mode(model)  # model.train(), but frozen batch-norm layers stay in eval mode
     total_loss, correct, seen, start = 0.0, 0, 0, time.time()
     bar = _progress(loader, progress, desc=desc, total=len(loader))
     for images, labels in bar:
@@ -202,6 +211,7 @@ def train_one_epoch(model: paddle.nn.Layer, loader: paddle.io.DataLoader,
         if progress:
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
     elapsed = max(time.time() - start, 1e-9)
+    total_loss, correct, seen = dist.reduce_sums([total_loss, correct, seen])  # all ranks' batches
     return {"loss": total_loss / max(seen, 1), "acc": correct / max(seen, 1),
             "images_per_s": seen / elapsed, "lr": float(optimizer.get_lr()), "seconds": elapsed}
 
@@ -222,14 +232,15 @@ def predict_probs(model: paddle.nn.Layer, loader: paddle.io.DataLoader, progress
 
 def evaluate(model: paddle.nn.Layer, loader: paddle.io.DataLoader, progress: bool = False
              ) -> Dict[str, float]:
-    """Loss (plain cross-entropy) and accuracy on ``loader``."""
+    """Loss (plain cross-entropy) and accuracy on ``loader``, summed over all ranks' shards."""
     start = time.time()
     probs, labels = predict_probs(model, loader, progress)
-    if len(labels) == 0:
+    nll = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)) if len(labels) else np.zeros(0)
+    correct = int((probs.argmax(1) == labels).sum()) if len(labels) else 0
+    nll_sum, correct, n = dist.reduce_sums([nll.sum(), correct, len(labels)])
+    if n == 0:
         return {"loss": float("nan"), "acc": float("nan"), "seconds": 0.0}
-    nll = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None))
-    return {"loss": float(nll.mean()), "acc": float((probs.argmax(1) == labels).mean()),
-            "seconds": time.time() - start}
+    return {"loss": float(nll_sum / n), "acc": float(correct / n), "seconds": time.time() - start}
 
 
 # ------------------------------------------------------------------------------------- logging
@@ -250,7 +261,10 @@ def image_grid(batch: np.ndarray, ncol: int = 8) -> np.ndarray:
 class VdlLogger:
     """VisualDL LogWriter in <output>/vdl; a no-op when VisualDL cannot be imported."""
 
-    def __init__(self, logdir: Path) -> None:
+    def __init__(self, logdir: Optional[Path]) -> None:
+        self.writer = None
+        if logdir is None:  # ranks other than 0
+            return
         try:
             from visualdl import LogWriter
             self.writer = LogWriter(logdir=str(logdir))
@@ -330,26 +344,35 @@ def write_skipped(output: Path, skipped: Sequence[Tuple[str, str]]) -> None:
 def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
     """Train as ``cfg`` says; returns the ``best`` checkpoint folder. ``explicit`` names the
     options the user set (the CLI passes them) so a resumed run keeps the rest from the checkpoint."""
-    setup_logging()
+    setup_logging(logging.INFO if dist.is_main() else logging.WARNING)  # one rank's log is enough
     start_wall = time.time()
     cfg.validate()
     output = Path(cfg.output)
     resume_from: Optional[Path] = None
+    pretrained_path: Optional[Path] = None
     if cfg.resume:
         resume_from = ckpt.resolve_checkpoint(output / "last" if cfg.resume == "auto" else Path(cfg.resume))
         meta = ckpt.read_meta(resume_from)
         cfg = merge_resume_config(cfg, TrainConfig.from_dict(meta["config"], strict=False), explicit)
+    else:  # a resumed run already holds them in its checkpoint's config
+        cfg = apply_pretrained_defaults(cfg, explicit if explicit is not None else _explicit_fields(cfg))
+        pretrained_path = pretrained_source(cfg) if cfg.pretrained else None
     device = setup_device(cfg.device, cfg.num_threads)
     seed_everything(cfg.seed)
-    output.mkdir(parents=True, exist_ok=True)
+    main = dist.is_main()  # only rank 0 writes logs and checkpoints
+    if main:
+        output.mkdir(parents=True, exist_ok=True)
 
     data = load_data(cfg)
-    write_skipped(output, data.skipped)
+    if main:
+        write_skipped(output, data.skipped)
     log.info("data: %s, %d train %s, %d val, classes %s", data.train.layout, len(data.train.samples),
              data.train.counts(), len(data.val.samples), data.classes)
     train_loader, val_loader = make_loader(data.train, cfg, True), make_loader(data.val, cfg, False)
 
     model = create_model(cfg.model, num_classes=len(data.classes), **cfg.model_options())
+    if pretrained_path is not None:
+        load_pretrained(model, pretrained_path)
     optimizer, scheduler = build_optimizer(cfg, model, len(train_loader))
     scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15) if cfg.amp and device == "gpu" else None
     start_epoch, best_acc = 0, -1.0
@@ -361,14 +384,19 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
         ckpt.load_train_state(resume_from, model, optimizer, scheduler)
         scheduler.total_steps = cfg.epochs * len(train_loader)  # --epochs may have changed
         start_epoch, best_acc = int(meta["epoch"]), float(meta["best_metric"])
-        kept = read_history(output / HISTORY, upto_epoch=start_epoch)
-        (output / HISTORY).write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+        if main:
+            kept = read_history(output / HISTORY, upto_epoch=start_epoch)
+            (output / HISTORY).write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
         log.info("resumed from %s at epoch %d (best val acc %.4f)", resume_from, start_epoch, best_acc)
     n_params = sum(int(np.prod(p.shape)) for p in model.parameters())
     log.info("model %s %s: %.2fM parameters, device %s", cfg.model, cfg.model_options(), n_params / 1e6, device)
 
-    vdl = VdlLogger(output / "vdl")
-    if start_epoch == 0:
+    net = dist.wrap(model, find_unused=cfg.freeze_epochs > 0)  # DataParallel with several processes
+    if dist.world_size() > 1:
+        log.info("data-parallel over %d processes: %d train batches per process and epoch",
+                 dist.world_size(), len(train_loader))
+    vdl = VdlLogger(output / "vdl" if main else None)
+    if start_epoch == 0 and main:
         (output / HISTORY).unlink(missing_ok=True)
         vdl.hparams(cfg)
         if cfg.log_images:
@@ -379,12 +407,17 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
         while epoch < cfg.epochs:
             random.seed(cfg.seed * 1000 + epoch)  # forked workers derive their streams from this
             t0 = time.time()
-            tr = train_one_epoch(model, train_loader, optimizer, scheduler, cfg.label_smoothing,
+            apply_freeze_schedule(model, scheduler, cfg, epoch)
+            if isinstance(train_loader.batch_sampler, paddle.io.DistributedBatchSampler):
+                train_loader.batch_sampler.set_epoch(epoch)  # a new shuffle, the same on every rank
+            tr = train_one_epoch(net, train_loader, optimizer, scheduler, cfg.label_smoothing,
                                  scaler, cfg.progress, desc=f"epoch {epoch + 1}/{cfg.epochs}")
             va = evaluate(model, val_loader, cfg.progress)
             epoch += 1
             if cfg.time_budget > 0 and epoch == 1 and start_epoch == 0:
-                cfg.epochs = _epochs_for_budget(cfg.time_budget * 60, time.time() - start_wall, time.time() - t0)
+                epochs = _epochs_for_budget(cfg.time_budget * 60, time.time() - start_wall, time.time() - t0)
+                # every rank must run the same number of epochs: take the ranks' mean
+                cfg.epochs = int(round(dist.reduce_sums([epochs])[0] / dist.world_size()))
                 scheduler.total_steps = cfg.epochs * len(train_loader)
                 log.info("time budget %.1f min: %d epochs of %.0f s", cfg.time_budget, cfg.epochs, time.time() - t0)
             vdl.scalars({"train/loss": tr["loss"], "train/acc": tr["acc"], "train/lr": tr["lr"],
@@ -394,12 +427,13 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
             best_acc = max(best_acc, va["acc"])
             metrics = {"train_loss": tr["loss"], "train_acc": tr["acc"], "val_loss": va["loss"],
                        "val_acc": va["acc"], "epoch_seconds": time.time() - t0}
-            append_history(output / HISTORY, {"epoch": epoch, "lr": tr["lr"],
-                                              "images_per_s": tr["images_per_s"], **metrics})
-            ckpt.save_checkpoint(output / "last", model, cfg, data.classes, epoch, best_acc, metrics,
-                                 optimizer, scheduler)
-            if improved:
-                ckpt.save_checkpoint(output / "best", model, cfg, data.classes, epoch, best_acc, metrics)
+            if main:
+                append_history(output / HISTORY, {"epoch": epoch, "lr": tr["lr"],
+                                                  "images_per_s": tr["images_per_s"], **metrics})
+                ckpt.save_checkpoint(output / "last", model, cfg, data.classes, epoch, best_acc,
+                                     metrics, optimizer, scheduler)
+                if improved:
+                    ckpt.save_checkpoint(output / "best", model, cfg, data.classes, epoch, best_acc, metrics)
             log.info("epoch %d/%d  train loss %.4f acc %.4f  val loss %.4f acc %.4f%s  lr %.2e  "
                      "%.0f img/s  %.0fs", epoch, cfg.epochs, tr["loss"], tr["acc"], va["loss"],
                      va["acc"], " *" if improved else "", tr["lr"], tr["images_per_s"], time.time() - t0)

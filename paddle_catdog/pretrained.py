@@ -1,0 +1,198 @@
+"""Starting from trained weights (``--pretrained``) and the freeze-then-fine-tune schedule.
+
+``--pretrained imagenet`` fetches Paddle's published ImageNet weights for the chosen ResNet with
+Paddle's own download helper (the URL and md5 that ``paddle.vision.models.resnet`` uses; cached in
+``~/.cache/paddle/hapi/weights``). Our ResNets have exactly paddle.vision's parameter names and
+shapes at width 64, so those weights load directly; only the 1000-class head is left out when the
+class count differs. ``--pretrained PATH`` loads a local ``.pdparams`` (a pickle: trusted files
+only), ``.safetensors`` or ``.npz`` file, or a checkpoint folder of ours.
+
+``--freeze-epochs N`` trains only the head for N epochs with the backbone frozen: its parameters get
+no gradient and its batch-norm layers run in eval mode, so their running statistics keep the
+pretrained values (the Keras transfer-learning guide and torchvision's fine-tuning tutorial do the
+same; a fresh head's large early gradients would otherwise wreck them). After that every layer
+trains at ``--finetune-lr-scale`` times the schedule's learning rate.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+from pathlib import Path
+from typing import Dict, List, Optional, Set
+from urllib.parse import urlparse
+
+import numpy as np
+import paddle
+from paddle import nn
+
+from . import checkpoint as ckpt
+from .config import TrainConfig
+
+log = logging.getLogger("paddle_catdog")
+
+# The URLs and md5 sums of paddle.vision.models.resnet.model_urls (Paddle 3.x), copied rather
+# than imported because that table is not public API.
+IMAGENET_WEIGHTS: Dict[str, tuple] = {
+    "resnet18": ("https://paddle-hapi.bj.bcebos.com/models/resnet18.pdparams",
+                 "cf548f46534aa3560945be4b95cd11c4"),
+    "resnet34": ("https://paddle-hapi.bj.bcebos.com/models/resnet34.pdparams",
+                 "8d2275cf8706028345f78ac0e1d31969"),
+    "resnet50": ("https://paddle-hapi.bj.bcebos.com/models/resnet50.pdparams",
+                 "ca6f485ee1ab0492d38f323885b0ad80"),
+}
+IMAGENET_WIDTH = 64  # the published networks are the paper's width
+
+# Parameters whose names start with this form the classifier head (ResNet ``fc``; the CNN's
+# ``fc1`` and ``fc``); everything else is the backbone that --freeze-epochs freezes.
+HEAD_PREFIX = "fc"
+
+# What --pretrained changes unless the option is given explicitly, and why:
+PRETRAINED_DEFAULTS = {
+    "width": IMAGENET_WIDTH,   # the published weights only fit the full-width network
+    "image_size": 224,         # the resolution the ImageNet weights were trained at
+    "epochs": 6,               # a pretrained backbone converges in a few epochs on 25k photos
+    "freeze_epochs": 1,        # one epoch fits the new head before its gradients reach the backbone
+    "lr": 1e-3,                # AdamW on a fresh linear head; the backbone later gets 1e-4 at most
+    "finetune_lr_scale": 0.1,  # 10x lower once unfrozen, so the pretrained features are adjusted, not relearned
+    "warmup_epochs": 0.0,      # the head is linear and starts from zero-mean features: no warm-up needed
+    "crop_scale_min": 0.5,     # milder crops: the features already know objects at many scales
+}
+
+CONNECT_TIMEOUT = 5.0  # seconds; Paddle's helper itself has no timeout and retries 3 times
+
+
+class PretrainedError(ValueError):
+    """Pretrained weights that cannot be fetched or do not fit; the message is for the user."""
+
+
+def apply_pretrained_defaults(cfg: TrainConfig, explicit: Set[str]) -> TrainConfig:
+    """Fine-tuning defaults for the options not in ``explicit``; checks --width for imagenet."""
+    if not cfg.pretrained:
+        return cfg
+    if cfg.pretrained == "imagenet":
+        if cfg.model not in IMAGENET_WEIGHTS:
+            raise PretrainedError(f"--pretrained imagenet: Paddle publishes weights for "
+                                  f"{', '.join(IMAGENET_WEIGHTS)}, not {cfg.model!r}")
+        if "width" in explicit and cfg.width not in (0, IMAGENET_WIDTH):
+            raise PretrainedError(f"--pretrained imagenet needs --width {IMAGENET_WIDTH} "
+                                  f"(the published networks' width), got {cfg.width}")
+    values = cfg.to_dict()
+    values.update({k: v for k, v in PRETRAINED_DEFAULTS.items() if k not in explicit})
+    changed = {k: v for k, v in PRETRAINED_DEFAULTS.items() if k not in explicit and getattr(cfg, k) != v}
+    if changed:
+        log.info("--pretrained: fine-tuning defaults %s", changed)
+    return TrainConfig.from_dict(values).validate()
+
+
+def _check_reachable(url: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Fail at once when the host does not answer: Paddle's helper would otherwise retry with an
+    unbounded timeout."""
+    parts = urlparse(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except OSError as e:
+        raise PretrainedError(f"cannot download {url} ({e.strerror or e}); offline, download it "
+                              "elsewhere and pass --pretrained PATH/TO/FILE.pdparams") from e
+
+
+def imagenet_weights_path(model: str) -> Path:
+    """The cached or freshly downloaded ImageNet .pdparams for ``model``."""
+    from paddle.utils import download
+    url, md5 = IMAGENET_WEIGHTS[model]
+    cached = Path(download.WEIGHTS_HOME) / Path(urlparse(url).path).name
+    if not cached.is_file():  # the helper verifies the md5 of a cached file without network
+        _check_reachable(url)
+    try:
+        return Path(download.get_weights_path_from_url(url, md5))
+    except Exception as e:  # the helper raises RuntimeError, httpx errors, ...
+        raise PretrainedError(f"cannot download {url} ({e}); download it elsewhere and pass "
+                              "--pretrained PATH/TO/FILE.pdparams") from e
+
+
+def read_weights_file(path: Path) -> Dict[str, np.ndarray]:
+    """A state dict from .pdparams (pickle), .safetensors, .npz or one of our checkpoint folders."""
+    path = Path(path)
+    if path.is_dir():
+        path = ckpt.resolve_checkpoint(path) / ckpt.WEIGHTS
+    if not path.is_file():
+        raise PretrainedError(f"--pretrained: no such file {path} (use 'imagenet' or a "
+                              ".pdparams/.safetensors/.npz file)")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".safetensors":
+            return ckpt.read_weights(path)
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as f:
+                return {k: f[k] for k in f.files}
+        if suffix in (".pdparams", ".pdmodel"):
+            state = paddle.load(str(path))  # a pickle: README says to load only trusted files
+            return {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v) for k, v in state.items()}
+    except ckpt.CheckpointError:
+        raise
+    except Exception as e:  # paddle.load and numpy raise many types for a damaged file
+        raise PretrainedError(f"{path}: cannot read weights ({e})") from e
+    raise PretrainedError(f"{path}: unknown weights format {suffix!r} (expected .pdparams, "
+                          ".safetensors or .npz)")
+
+
+def pretrained_source(cfg: TrainConfig) -> Path:
+    """The weights file ``cfg.pretrained`` names, downloaded if it is 'imagenet'. Called before
+    the data is scanned so that a missing file or network fails at once."""
+    if cfg.pretrained == "imagenet":
+        return imagenet_weights_path(cfg.model)
+    path = Path(cfg.pretrained)
+    if not path.exists():
+        raise PretrainedError(f"--pretrained: no such file {path} (use 'imagenet' or a "
+                              ".pdparams/.safetensors/.npz file)")
+    return path
+
+
+def load_pretrained(model: nn.Layer, path: Path) -> List[str]:
+    """Load the weights at ``path`` into ``model``; returns the keys left at their fresh values
+    (the head when the class count differs)."""
+    skipped = ckpt.load_weights_into(model, read_weights_file(path), str(path),
+                                     skip_mismatched=(HEAD_PREFIX,))
+    log.info("loaded pretrained weights from %s%s", path,
+             f" (kept fresh: {', '.join(skipped)})" if skipped else "")
+    return skipped
+
+
+# ------------------------------------------------------------------------------------ freezing
+_BATCH_NORMS = (nn.BatchNorm, nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D, nn.SyncBatchNorm)
+
+
+def set_backbone_frozen(model: nn.Layer, frozen: bool) -> None:
+    """Stop (or restore) gradients of every parameter outside the head."""
+    for name, p in model.named_parameters():
+        if not _is_head(name):
+            p.stop_gradient = frozen
+
+
+def _is_head(name: str) -> bool:
+    # DataParallel prefixes names with "_layers."
+    return name.split("_layers.", 1)[-1].startswith(HEAD_PREFIX)
+
+
+def set_train_mode(model: nn.Layer) -> None:
+    """``model.train()``, except batch-norm layers whose parameters are all frozen stay in eval
+    mode so their running statistics are neither used from the batch nor updated."""
+    model.train()
+    for layer in model.sublayers():
+        params = layer.parameters(include_sublayers=False)
+        if isinstance(layer, _BATCH_NORMS) and params and all(p.stop_gradient for p in params):
+            layer.eval()
+
+
+def apply_freeze_schedule(model: nn.Layer, scheduler, cfg: TrainConfig, epoch: int) -> bool:
+    """Set up epoch ``epoch`` (0-based) of the freeze schedule; returns whether the backbone is
+    frozen. It depends only on the epoch number, so a resumed run picks up the same phase."""
+    if cfg.freeze_epochs <= 0:
+        return False
+    frozen = epoch < cfg.freeze_epochs
+    set_backbone_frozen(model, frozen)
+    scheduler.base_lr = cfg.lr * (1.0 if frozen else cfg.finetune_lr_scale)
+    scheduler.last_lr = scheduler.get_lr()  # the optimizer reads last_lr before the next step()
+    if epoch == cfg.freeze_epochs:
+        log.info("epoch %d: backbone unfrozen, learning rate x%g", epoch + 1, cfg.finetune_lr_scale)
+    return frozen
