@@ -11,6 +11,9 @@ from typing import Optional, Sequence, Set, Tuple
 # Quiet Paddle's C++ info logs and an import-time warning about ccache (a compiler cache that
 # only matters for building custom operators); both would bury our own output.
 os.environ.setdefault("GLOG_minloglevel", "2")
+# OpenCV prints its own multi-line warnings for files it cannot decode; we report each such file
+# once, with the reason, so they would only break the one-line-per-error output.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 warnings.filterwarnings("ignore", message=".*ccache.*")
 warnings.filterwarnings("ignore", message=".*always track global mean and variance.*")
 

@@ -396,10 +396,12 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
                        "val_acc": va["acc"], "epoch_seconds": time.time() - t0}
             append_history(output / HISTORY, {"epoch": epoch, "lr": tr["lr"],
                                               "images_per_s": tr["images_per_s"], **metrics})
-            ckpt.save_checkpoint(output / "last", model, cfg, data.classes, epoch, best_acc, metrics,
-                                 optimizer, scheduler)
+            # best before last: a kill between the two leaves last at the previous epoch, so the
+            # resumed run redoes this one and best never misses an epoch that last records.
             if improved:
                 ckpt.save_checkpoint(output / "best", model, cfg, data.classes, epoch, best_acc, metrics)
+            ckpt.save_checkpoint(output / "last", model, cfg, data.classes, epoch, best_acc, metrics,
+                                 optimizer, scheduler)
             log.info("epoch %d/%d  train loss %.4f acc %.4f  val loss %.4f acc %.4f%s  lr %.2e  "
                      "%.0f img/s  %.0fs", epoch, cfg.epochs, tr["loss"], tr["acc"], va["loss"],
                      va["acc"], " *" if improved else "", tr["lr"], tr["images_per_s"], time.time() - t0)
