@@ -64,4 +64,9 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
 
 def predict_main(argv: Optional[Sequence[str]] = None) -> int:
     from .predict import main
+    # A file name that is not UTF-8 reaches Python with surrogates in it; print it back as its
+    # original bytes (as ls does) instead of failing on the first such name.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     return main(argv)

@@ -317,7 +317,10 @@ def read_history(path: Path, upto_epoch: Optional[int] = None) -> List[Dict[str,
 def write_skipped(output: Path, skipped: Sequence[Tuple[str, str]]) -> None:
     path = output / "skipped.txt"
     if skipped:
-        path.write_text("".join(f"{p}\t{r}\n" for p, r in skipped), encoding="utf-8")
+        # surrogateescape: a file name that is not UTF-8 (old archives have them) is written back
+        # as its original bytes instead of crashing the run.
+        path.write_text("".join(f"{p}\t{r}\n" for p, r in skipped), encoding="utf-8",
+                        errors="surrogateescape")
         log.warning("skipped %d file(s) that do not decode; listed in %s", len(skipped), path)
         for p, r in skipped[:20]:
             log.warning("  skipped %s: %s", p, r)

@@ -13,6 +13,7 @@ import os
 import pickle
 import shutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -30,7 +31,6 @@ from paddle_catdog.config import TrainConfig
 from paddle_catdog.models import create_model
 from paddle_catdog.predict import Predictor
 from paddle_catdog.predict import main as predict_main
-from test_train import run_script
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -83,6 +83,9 @@ def make_messy_folder(root: Path) -> Dict[Path, Optional[str]]:
         add(d / "photo.bmp", None, img=pic)
         add(d / "photo.webp", None, img=pic)
         add(d / "chat_été_猫.png", None, img=pic)
+        if sys.platform.startswith("linux"):  # names that are not UTF-8, as old zip files have
+            add(d / os.fsdecode(b"latin1_caf\xe9.png"), None, img=pic)
+            add(d / os.fsdecode(b"latin1_\xe9chec.jpg"), "not a decodable image", b"junk")
         # a directory named like an image is a folder: searched like any other, not a file
         add(d / "album.jpg" / "inside.png", None, img=pic)
     _pillow_cmyk_jpeg(root / "cat" / "cmyk.jpg")
@@ -147,7 +150,8 @@ def test_training_skips_each_bad_file_once_and_uses_the_rest(messy, workers, mon
     data = seen["data"]
     used = [p for p, _ in data.train.samples + data.val.samples]
     assert sorted(used) == sorted(usable)  # every usable file, once
-    rows = [line.split("\t") for line in (out / "skipped.txt").read_text(encoding="utf-8").splitlines()]
+    text = (out / "skipped.txt").read_text(encoding="utf-8", errors="surrogateescape")
+    rows = [line.split("\t") for line in text.splitlines()]
     assert sorted(p for p, _ in rows) == sorted(bad)  # every unusable file, once
     for path, reason in rows:
         assert bad[path] in reason, (path, reason)
@@ -162,7 +166,11 @@ def test_predict_names_each_bad_file_and_predicts_the_rest(messy):
     weights = root / "out0" / "best"
     if not (weights / ckpt.META).is_file():  # run alone: make a checkpoint without training
         _save_untrained(weights, "cnn", ["cat", "dog"])
-    r = run_script("run_predict.py", "--weights", str(weights), "--img", str(root / "data"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    # decoded as the OS does file names, so names that are not UTF-8 compare equal
+    r = subprocess.run([sys.executable, str(ROOT / "run_predict.py"), "--weights", str(weights),
+                        "--img", str(root / "data")], env=env, capture_output=True,
+                       encoding="utf-8", errors="surrogateescape", timeout=300)
     assert r.returncode == 2
     predicted = [line.split("\t")[0] for line in r.stdout.splitlines()]
     assert sorted(predicted) == sorted(str(p) for p, why in expected.items() if why is None)
@@ -354,7 +362,6 @@ def test_killed_training_resumes_to_the_right_end(tmp_path):
             "--no-progress", "--no-log-images"]
 
     def run(kill_at: Optional[str], *extra: str):
-        import subprocess
         env = dict(os.environ, PYTHONPATH=str(ROOT), KILL_AT=kill_at or "none@0")
         return subprocess.run([sys.executable, str(driver), *args, *extra], env=env,
                               capture_output=True, text=True, timeout=300)
