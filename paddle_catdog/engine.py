@@ -360,6 +360,9 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
         _, saved_cfg, saved_classes, meta = ckpt.load_model(resume_from)
         if saved_classes != data.classes:
             raise ckpt.CheckpointError(f"{resume_from}: classes {saved_classes} differ from the data's {data.classes}")
+        if meta["model"] != cfg.model:
+            raise ckpt.CheckpointError(f"{resume_from}: holds a {meta['model']} model, not {cfg.model} "
+                                       "(drop --model to continue it)")
         ckpt.load_weights_into(model, ckpt.read_weights(resume_from / ckpt.WEIGHTS), str(resume_from))
         ckpt.load_train_state(resume_from, model, optimizer, scheduler)
         scheduler.total_steps = cfg.epochs * len(train_loader)  # --epochs may have changed
