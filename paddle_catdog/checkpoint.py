@@ -116,9 +116,16 @@ def read_meta(folder: Path) -> Dict[str, Any]:
         meta = json.loads((folder / META).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise CheckpointError(f"{folder / META}: corrupt ({e})") from e
-    for key in ("model", "classes", "config"):
-        if key not in meta:
-            raise CheckpointError(f"{folder / META}: missing {key!r}")
+    expected = {"model": str, "classes": list, "config": dict, "epoch": int, "best_metric": (int, float)}
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{folder / META}: corrupt (not a JSON object)")
+    for key, kind in expected.items():
+        if not isinstance(meta.get(key), kind):
+            raise CheckpointError(f"{folder / META}: missing or invalid {key!r}")
+    try:  # the config rebuilds the model and the transform: check it here, once, for every caller
+        TrainConfig.from_dict(meta["config"], strict=False)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{folder / META}: invalid config ({e})") from e
     return meta
 
 

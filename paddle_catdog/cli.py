@@ -11,6 +11,9 @@ from typing import Optional, Sequence, Set, Tuple
 # Quiet Paddle's C++ info logs and an import-time warning about ccache (a compiler cache that
 # only matters for building custom operators); both would bury our own output.
 os.environ.setdefault("GLOG_minloglevel", "2")
+# OpenCV prints its own multi-line warnings for files it cannot decode; we report each such file
+# once, with the reason, so they would only break the one-line-per-error output.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 warnings.filterwarnings("ignore", message=".*ccache.*")
 warnings.filterwarnings("ignore", message=".*always track global mean and variance.*")
 
@@ -64,4 +67,9 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
 
 def predict_main(argv: Optional[Sequence[str]] = None) -> int:
     from .predict import main
+    # A file name that is not UTF-8 reaches Python with surrogates in it; print it back as its
+    # original bytes (as ls does) instead of failing on the first such name.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     return main(argv)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import numbers
+import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
@@ -119,10 +121,24 @@ class TrainConfig:
         unknown = set(values) - names
         if unknown and strict:
             raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        for f in dataclasses.fields(cls):
+            if values.get(f.name) is not None and not _fits_type(values[f.name], f.default):
+                raise ValueError(f"config key {f.name!r}: expected {type(f.default).__name__}, "
+                                 f"got {values[f.name]!r}")
         return cls(**{k: v for k, v in values.items() if k in names})
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _fits_type(value: Any, default: Any) -> bool:
+    """Whether ``value`` has the type of the field's ``default`` (str for optional fields): a
+    config read from a JSON file must not smuggle a string into a number field."""
+    kind = type(default) if default is not None else str
+    if isinstance(value, bool) or kind is bool:
+        return isinstance(value, bool) and kind is bool
+    accepted = {int: numbers.Integral, float: numbers.Real, str: (str, os.PathLike)}
+    return isinstance(value, accepted.get(kind, kind))
 
 
 def _flag(name: str) -> str:

@@ -331,7 +331,10 @@ def read_history(path: Path, upto_epoch: Optional[int] = None) -> List[Dict[str,
 def write_skipped(output: Path, skipped: Sequence[Tuple[str, str]]) -> None:
     path = output / "skipped.txt"
     if skipped:
-        path.write_text("".join(f"{p}\t{r}\n" for p, r in skipped), encoding="utf-8")
+        # surrogateescape: a file name that is not UTF-8 (old archives have them) is written back
+        # as its original bytes instead of crashing the run.
+        path.write_text("".join(f"{p}\t{r}\n" for p, r in skipped), encoding="utf-8",
+                        errors="surrogateescape")
         log.warning("skipped %d file(s) that do not decode; listed in %s", len(skipped), path)
         for p, r in skipped[:20]:
             log.warning("  skipped %s: %s", p, r)
@@ -380,6 +383,9 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
         _, saved_cfg, saved_classes, meta = ckpt.load_model(resume_from)
         if saved_classes != data.classes:
             raise ckpt.CheckpointError(f"{resume_from}: classes {saved_classes} differ from the data's {data.classes}")
+        if meta["model"] != cfg.model:
+            raise ckpt.CheckpointError(f"{resume_from}: holds a {meta['model']} model, not {cfg.model} "
+                                       "(drop --model to continue it)")
         ckpt.load_weights_into(model, ckpt.read_weights(resume_from / ckpt.WEIGHTS), str(resume_from))
         ckpt.load_train_state(resume_from, model, optimizer, scheduler)
         scheduler.total_steps = cfg.epochs * len(train_loader)  # --epochs may have changed
@@ -430,10 +436,12 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
             if main:
                 append_history(output / HISTORY, {"epoch": epoch, "lr": tr["lr"],
                                                   "images_per_s": tr["images_per_s"], **metrics})
-                ckpt.save_checkpoint(output / "last", model, cfg, data.classes, epoch, best_acc,
-                                     metrics, optimizer, scheduler)
+                # best before last: a kill between the two leaves last at the previous epoch, so
+                # the resumed run redoes this one and best never misses an epoch last records.
                 if improved:
                     ckpt.save_checkpoint(output / "best", model, cfg, data.classes, epoch, best_acc, metrics)
+                ckpt.save_checkpoint(output / "last", model, cfg, data.classes, epoch, best_acc,
+                                     metrics, optimizer, scheduler)
             log.info("epoch %d/%d  train loss %.4f acc %.4f  val loss %.4f acc %.4f%s  lr %.2e  "
                      "%.0f img/s  %.0fs", epoch, cfg.epochs, tr["loss"], tr["acc"], va["loss"],
                      va["acc"], " *" if improved else "", tr["lr"], tr["images_per_s"], time.time() - t0)

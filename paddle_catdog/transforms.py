@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Callable, List, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -27,15 +27,39 @@ def read_bytes(path: str) -> bytes:
         return f.read()
 
 
+def bytes_problem(data: bytes) -> Optional[str]:
+    """Why ``data`` cannot be a usable image, judged from the bytes alone; None when it may be.
+    Shared by Decode and the pre-training check so both give the same reasons."""
+    if not data:
+        return "empty file"
+    # Every complete JPEG holds the end-of-image marker FF D9. OpenCV 5 rejects a file cut short,
+    # but OpenCV 4 decodes it with the missing part grey; reject it either way so the rule does
+    # not depend on the OpenCV version. (An EXIF thumbnail's marker can hide a cut: the decode
+    # then judges.) Never rejects a complete file.
+    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data:
+        return "truncated JPEG (no end-of-image marker)"
+    return None
+
+
+def imdecode(buf: np.ndarray, flags: int) -> Optional[np.ndarray]:
+    """``cv2.imdecode`` that returns None for every failure: OpenCV raises instead for some
+    inputs (e.g. a reduced decode of a PNG smaller than 4 pixels, which asks resize for 0 x 0)."""
+    try:
+        return cv2.imdecode(buf, flags)
+    except cv2.error:
+        return None
+
+
 class Decode:
     """Bytes -> HWC uint8 RGB. ``cv2.imdecode`` on bytes (not ``cv2.imread``) so non-ASCII paths
     work on every OS. Grayscale becomes 3 channels, alpha is dropped, 16-bit is scaled to 8-bit."""
 
     def __call__(self, data: Union[bytes, np.ndarray]) -> np.ndarray:
-        buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else data
-        if buf.size == 0:
-            raise ImageDecodeError("empty file")
-        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        raw = bytes(data) if isinstance(data, (bytes, bytearray)) else np.asarray(data, np.uint8).tobytes()
+        problem = bytes_problem(raw)
+        if problem:
+            raise ImageDecodeError(problem)
+        img = imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED)
         if img is None:
             raise ImageDecodeError("not a decodable image")
         return to_rgb_uint8(img)
