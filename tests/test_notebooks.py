@@ -14,7 +14,7 @@ from paddle_catdog.notebooks import PARAMETERS_TAG, execute_notebook, has_output
 
 NOTEBOOKS = ROOT / "notebooks"
 NAMES = ["01_cnn_basics.ipynb", "02_train.ipynb", "03_predict_and_explain.ipynb"]
-FIGURES = ("curves.png", "confusion_matrix.png", "gradcam.png")
+FIGURES = ("curves.png", "confusion_matrix.png", "gradcam.jpg")
 
 
 def test_committed_notebooks_are_stripped_and_parameterised():
