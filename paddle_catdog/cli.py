@@ -25,6 +25,12 @@ def build_train_parser() -> argparse.ArgumentParser:
         description="Train a cat-vs-dog (or any N-class) image classifier with PaddlePaddle. "
                     "Example: python run_train.py --data-dir ../shared/data/dogs-vs-cats")
     add_config_arguments(parser)
+    # Evaluation options stay out of TrainConfig: they describe no training run.
+    from .evaluate import add_eval_arguments
+    group = parser.add_argument_group("evaluate instead of training (python -m paddle_catdog.evaluate)")
+    group.add_argument("--eval-only", action="store_true",
+                       help="evaluate --weights on the val split (or --data-dir) and exit")
+    add_eval_arguments(group)
     return parser
 
 
@@ -48,6 +54,8 @@ def _fail(message: str) -> int:
 
 def train_main(argv: Optional[Sequence[str]] = None) -> int:
     cfg, explicit = parse_train_args(argv)
+    if "eval_only" in explicit:
+        return _eval_main(argv, cfg, explicit)
     from .checkpoint import CheckpointError
     from .dataset import DataError
     from .engine import TrainingError, fit
@@ -63,6 +71,18 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
               "continue with --resume", file=sys.stderr)
         return 130
     return 0
+
+
+def _eval_main(argv: Optional[Sequence[str]], cfg, explicit: Set[str]) -> int:
+    """``run_train.py --eval-only``: the training options typed here (data dir, batch size,
+    device, workers, output) pass through; the rest comes from the checkpoint."""
+    from .evaluate import run
+    args = build_train_parser().parse_args(argv)
+    return run(args.weights, output=cfg.output, out_dir=args.out_dir, vdl=args.vdl,
+               data_dir=cfg.data_dir if "data_dir" in explicit else None,
+               batch_size=cfg.batch_size if "batch_size" in explicit else None,
+               device=cfg.device, num_workers=cfg.num_workers if "num_workers" in explicit else 0,
+               progress=cfg.progress)
 
 
 def predict_main(argv: Optional[Sequence[str]] = None) -> int:

@@ -290,7 +290,16 @@ class VdlLogger:
 
     def pr_curve(self, tag: str, labels: np.ndarray, probs: np.ndarray, step: int) -> None:
         if self.writer:
-            self.writer.add_pr_curve(tag=tag, labels=labels, predictions=probs, step=step)
+            # VisualDL 2.5.3 computes the curve with ``np.float``, an alias NumPy 1.24 removed;
+            # lend it for this call only (visualdl 2.5 is the last release).
+            lent = "float" not in vars(np)
+            if lent:
+                np.float = float
+            try:
+                self.writer.add_pr_curve(tag=tag, labels=labels, predictions=probs, step=step)
+            finally:
+                if lent:
+                    del np.float
 
     def close(self) -> None:
         if self.writer:

@@ -1,0 +1,203 @@
+"""Evaluate a checkpoint: accuracy, per-class precision / recall / F1, a confusion-matrix PNG,
+the training-curves PNG and a VisualDL PR curve.
+
+    python -m paddle_catdog.evaluate --weights output/best [--data-dir DIR]
+    python run_train.py --eval-only --weights output/best          (the same)
+
+Without ``--data-dir`` the images are the validation split the checkpoint's own config describes
+(``engine.load_data``: its val folder, or the same seeded split of its training folder). With
+``--data-dir DIR``: DIR's ``val/`` (or ``val_list.txt``) when it has one, else every image in DIR.
+Images go through ``build_transform(cfg, train=False)`` via ``engine.make_loader``, exactly as
+evaluation during training does, so the accuracy printed here is the one training reported.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from . import cli as _cli  # noqa: F401  (first: it quiets Paddle's C++ logs before Paddle loads)
+from . import checkpoint as ckpt
+from .dataset import DataError, SampleSet, drop_unreadable, find_samples, resolve_splits
+
+CONFUSION_PNG = "confusion_matrix.png"
+CURVES_PNG = "curves.png"
+REPORT_JSON = "evaluation.json"
+
+
+# ------------------------------------------------------------------------------------ metrics
+def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C, C) int64 counts: row = true class, column = predicted class."""
+    labels, preds = np.asarray(labels, np.int64), np.asarray(preds, np.int64)
+    cm = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(cm, (labels, preds), 1)
+    return cm
+
+
+def per_class_metrics(cm: np.ndarray, classes: Sequence[str]) -> List[Dict[str, Any]]:
+    """Precision, recall, F1 and support per class from a confusion matrix. A class never
+    predicted has precision 0 (not NaN), as scikit-learn reports it with zero_division=0."""
+    cm = np.asarray(cm, np.float64)
+    tp = np.diag(cm)
+    predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
+    rows = []
+    for k, name in enumerate(classes):
+        p = tp[k] / predicted[k] if predicted[k] else 0.0
+        r = tp[k] / actual[k] if actual[k] else 0.0
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        rows.append({"class": name, "precision": float(p), "recall": float(r), "f1": float(f1),
+                     "support": int(actual[k])})
+    return rows
+
+
+def classification_report(labels: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> Dict[str, Any]:
+    """Accuracy, the confusion matrix and per-class metrics of the arg-max predictions."""
+    labels = np.asarray(labels, np.int64)
+    preds = np.asarray(probs).argmax(axis=1) if len(labels) else np.zeros(0, np.int64)
+    cm = confusion_matrix(labels, preds, len(classes))
+    per_class = per_class_metrics(cm, classes)
+    return {"accuracy": float((preds == labels).mean()) if len(labels) else float("nan"),
+            "n": int(len(labels)), "classes": list(classes), "confusion_matrix": cm.tolist(),
+            "per_class": per_class,
+            "macro_f1": float(np.mean([r["f1"] for r in per_class])) if per_class else float("nan")}
+
+
+def format_report(report: Dict[str, Any]) -> str:
+    """The report as a plain-text table (what the command prints)."""
+    width = max([len(r["class"]) for r in report["per_class"]] + [9])
+    lines = [f"accuracy {report['accuracy']:.4f} on {report['n']} images",
+             f"{'class':<{width}}  precision  recall     f1  support"]
+    for r in report["per_class"]:
+        lines.append(f"{r['class']:<{width}}  {r['precision']:9.4f}  {r['recall']:6.4f}  "
+                     f"{r['f1']:.4f}  {r['support']:7d}")
+    lines.append(f"{'macro F1':<{width}}  {'':9}  {'':6}  {report['macro_f1']:.4f}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------- the data
+def eval_samples(cfg, classes: Sequence[str], data_dir: Optional[str] = None) -> SampleSet:
+    """The images to evaluate (see the module docstring), in the checkpoint's class order."""
+    if data_dir is None:
+        from .engine import load_data
+        if not cfg.data_dir or not Path(cfg.data_dir).exists():
+            raise DataError(f"the checkpoint's data folder {cfg.data_dir!r} is not here; "
+                            "pass --data-dir")
+        data = load_data(cfg, check=False)  # decode-check only the val images below
+        if data.classes != list(classes):
+            raise DataError(f"{cfg.data_dir}: classes {data.classes} differ from the checkpoint's {list(classes)}")
+        return data.val
+    _, val_path = resolve_splits(data_dir)
+    return find_samples(val_path or data_dir, classes=list(classes))
+
+
+# ------------------------------------------------------------------------------------ the run
+def evaluate_checkpoint(weights: str, data_dir: Optional[str] = None, batch_size: Optional[int] = None,
+                        device: str = "auto", num_workers: int = 0, out_dir: Optional[str] = None,
+                        progress: bool = False, vdl: bool = True) -> Dict[str, Any]:
+    """Evaluate ``weights`` (a checkpoint folder); write the PNGs and ``evaluation.json`` into
+    ``out_dir`` (default: the checkpoint folder) and the PR curve into ``<run>/vdl``, where
+    ``<run>`` is the checkpoint folder's parent (the training ``--output``)."""
+    from .engine import HISTORY, VdlLogger, make_loader, predict_probs, read_history, setup_device
+    from .plots import close_all, plot_confusion_matrix, plot_curves
+    setup_device(device)
+    folder = ckpt.resolve_checkpoint(Path(weights))
+    model, cfg, classes, meta = ckpt.load_model(folder)
+    samples = eval_samples(cfg, classes, data_dir)
+    good, skipped = drop_unreadable(samples.samples)
+    if not good:
+        raise DataError(f"no decodable images to evaluate in {data_dir or cfg.data_dir}")
+    cfg.num_workers, cfg.progress = num_workers, progress
+    cfg.batch_size = batch_size or cfg.batch_size
+    loader = make_loader(SampleSet(good, list(classes), samples.layout), cfg, train=False)
+    probs, labels = predict_probs(model, loader, progress)
+    report = classification_report(labels, probs, classes)
+    report.update(weights=str(folder), data=data_dir or cfg.data_dir, skipped=skipped,
+                  epoch=meta.get("epoch"))
+
+    out = Path(out_dir) if out_dir else folder
+    out.mkdir(parents=True, exist_ok=True)
+    run = folder.parent
+    files = {"confusion_matrix": str(out / CONFUSION_PNG)}
+    plot_confusion_matrix(np.asarray(report["confusion_matrix"]), classes, out / CONFUSION_PNG,
+                          title=f"{meta.get('model', '')} epoch {meta.get('epoch', '?')}: "
+                                f"accuracy {report['accuracy']:.3f}")
+    history = read_history(run / HISTORY)
+    if history:  # a checkpoint copied away from its run has no curves to draw
+        plot_curves(history, out / CURVES_PNG)
+        files["curves"] = str(out / CURVES_PNG)
+    close_all()
+    if vdl:
+        logger = VdlLogger(run / "vdl")
+        for k, name in enumerate(classes):  # one-vs-rest: VisualDL's PR curve is binary
+            logger.pr_curve(f"eval/pr_{name}", (labels == k).astype(np.int64), probs[:, k],
+                            step=int(meta.get("epoch") or 0))
+        logger.close()
+        files["vdl"] = str(run / "vdl")
+    report["files"] = files
+    (out / REPORT_JSON).write_text(json.dumps(report, indent=2), encoding="utf-8")
+    files["report"] = str(out / REPORT_JSON)
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m paddle_catdog.evaluate",
+        description="Evaluate a checkpoint: accuracy, per-class precision/recall/F1, "
+                    f"{CONFUSION_PNG} and {CURVES_PNG} beside the weights, a PR curve in VisualDL.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_eval_arguments(parser)
+    parser.add_argument("--data-dir", default=None,
+                        help="labelled images to evaluate: DIR/val when present, else all of DIR "
+                             "(default: the val split of the checkpoint's own config)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="images per forward pass (default: the checkpoint's)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"), help="where to run")
+    parser.add_argument("--num-workers", type=int, default=0, help="data loader worker processes")
+    return parser
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that only evaluation has (shared with ``run_train.py --eval-only``)."""
+    parser.add_argument("--weights", default=None,
+                        help="checkpoint folder (default: the newest best/ under output/)")
+    parser.add_argument("--out-dir", default=None,
+                        help="where to write the PNGs and evaluation.json (default: the checkpoint folder)")
+    parser.add_argument("--no-vdl", dest="vdl", action="store_false",
+                        help="do not log the PR curve to <run>/vdl")
+
+
+def run(weights: Optional[str], output: str = "output", **kwargs) -> int:
+    """Evaluate, print the table and the files written; expected failures are one error line
+    and exit code 2 (as run_train.py and run_predict.py do)."""
+    from .engine import TrainingError
+    from .predict import find_default_weights
+    try:
+        folder = weights or str(find_default_weights(output))
+        report = evaluate_checkpoint(folder, **kwargs)
+    except (DataError, ckpt.CheckpointError, TrainingError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"checkpoint {report['weights']} (epoch {report['epoch']}), data {report['data']}")
+    if report["skipped"]:
+        print(f"skipped {len(report['skipped'])} undecodable file(s), e.g. {report['skipped'][0][0]}")
+    print(format_report(report))
+    for what, path in report["files"].items():
+        print(f"{what}: {path}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.batch_size is not None and args.batch_size < 1:
+        print(f"error: --batch-size must be at least 1 (got {args.batch_size})", file=sys.stderr)
+        return 2
+    return run(args.weights, data_dir=args.data_dir, batch_size=args.batch_size, device=args.device,
+               num_workers=args.num_workers, out_dir=args.out_dir, vdl=args.vdl, progress=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Pictures for the evaluation command, the README and the notebooks (matplotlib, Agg backend).
+
+Every function returns a matplotlib ``Figure`` (notebooks display it) and, given ``path``, also
+writes it as a PNG (the evaluation command and the README). Nothing here computes results: the
+numbers come from evaluate.py, explain.py and engine.py so the pictures show the tested code.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import matplotlib
+
+# Agg draws to files without a display (servers, CI); inside Jupyter the inline backend is
+# selected through MPLBACKEND, so notebooks still show the figures.
+if "MPLBACKEND" not in os.environ and "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+PathLike = Union[str, Path]
+
+
+def _finish(fig: Figure, path: Optional[PathLike]) -> Figure:
+    fig.tight_layout()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(str(path), dpi=110)
+    return fig
+
+
+def plot_confusion_matrix(cm: np.ndarray, classes: Sequence[str], path: Optional[PathLike] = None,
+                          title: str = "Confusion matrix") -> Figure:
+    """Counts in each cell, rows = true class, columns = predicted; colour = row fraction, so a
+    small class's errors are as visible as a large one's."""
+    cm = np.asarray(cm)
+    rows = np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    size = 2.2 + 0.9 * len(classes)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    ax.imshow(cm / rows, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(len(classes))
+    ax.set_xticks(ticks, labels=list(classes))
+    ax.set_yticks(ticks, labels=list(classes))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            frac = cm[i, j] / rows[i, 0]
+            ax.text(j, i, f"{cm[i, j]}\n{frac:.1%}", ha="center", va="center",
+                    color="white" if frac > 0.5 else "black")
+    ax.set_title(title)
+    return _finish(fig, path)
+
+
+def plot_curves(history: Sequence[Mapping[str, float]], path: Optional[PathLike] = None) -> Figure:
+    """Loss, accuracy and learning rate per epoch from ``history.jsonl`` rows."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    epochs = [r["epoch"] for r in history]
+    for ax, key in zip(axes[:2], ("loss", "acc")):
+        for split, style in (("train", "-o"), ("val", "-s")):
+            values = [r.get(f"{split}_{key}", np.nan) for r in history]
+            ax.plot(epochs, values, style, label=split, markersize=4)
+        ax.set_title("accuracy" if key == "acc" else "loss")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[2].plot(epochs, [r.get("lr", np.nan) for r in history], "-o", markersize=4)
+    axes[2].set_title("learning rate (end of epoch)")
+    axes[2].set_xlabel("epoch")
+    axes[2].grid(alpha=0.3)
+    if not history:
+        for ax in axes:
+            ax.text(0.5, 0.5, "no history.jsonl rows", ha="center", transform=ax.transAxes)
+    return _finish(fig, path)
+
+
+def show_images(images: Sequence[np.ndarray], titles: Optional[Sequence[str]] = None,
+                ncol: int = 4, path: Optional[PathLike] = None, cmap: Optional[str] = None,
+                size: float = 2.6, suptitle: Optional[str] = None) -> Figure:
+    """A grid of HWC RGB (or HW single-channel, drawn with ``cmap``) arrays with titles."""
+    n = max(len(images), 1)
+    ncol = min(ncol, n)
+    nrow = math.ceil(n / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(size * ncol, size * nrow + 0.3), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(images):
+            img = images[i]
+            ax.imshow(img, cmap=cmap if img.ndim == 2 else None)
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return _finish(fig, path)
+
+
+def plot_class_balance(counts: Mapping[str, Mapping[str, int]], path: Optional[PathLike] = None) -> Figure:
+    """Bars of images per class for each split, e.g. ``{"train": {"cat": 4000, ...}, "val": ...}``."""
+    splits = list(counts)
+    classes = list(next(iter(counts.values()))) if counts else []
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(classes), 3.2))
+    width = 0.8 / max(len(splits), 1)
+    x = np.arange(len(classes))
+    for k, split in enumerate(splits):
+        values = [counts[split].get(c, 0) for c in classes]
+        bars = ax.bar(x + k * width, values, width, label=split)
+        ax.bar_label(bars, fontsize=8)
+    ax.set_xticks(x + width * (len(splits) - 1) / 2, labels=classes)
+    ax.set_ylabel("images")
+    ax.legend()
+    ax.set_title("class balance")
+    return _finish(fig, path)
+
+
+def plot_activations(curves: Mapping[str, Tuple[np.ndarray, np.ndarray, np.ndarray]],
+                     path: Optional[PathLike] = None) -> Figure:
+    """One panel per activation: f(x) and f'(x), from ``basics.activation_curves``."""
+    n = len(curves)
+    ncol = min(4, n)
+    nrow = math.ceil(n / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.6 * nrow), squeeze=False)
+    for ax, (name, (x, y, dy)) in zip(axes.flat, curves.items()):
+        ax.plot(x, y, label="f(x)")
+        ax.plot(x, dy, "--", label="f'(x)")
+        ax.axhline(0, color="gray", lw=0.5)
+        ax.axvline(0, color="gray", lw=0.5)
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    return _finish(fig, path)
+
+
+def feature_map_grid(maps: Dict[str, np.ndarray], n_channels: int = 8,
+                     path: Optional[PathLike] = None) -> Figure:
+    """One row per layer: the first ``n_channels`` channels of its (C, H, W) output."""
+    fig, axes = plt.subplots(len(maps), n_channels, figsize=(1.5 * n_channels, 1.7 * len(maps)),
+                             squeeze=False)
+    for row, (name, fmap) in zip(axes, maps.items()):
+        for c, ax in enumerate(row):
+            ax.axis("off")
+            if c < fmap.shape[0]:
+                ax.imshow(fmap[c], cmap="viridis")
+        row[0].set_title(f"{name} {tuple(fmap.shape)}", fontsize=8, loc="left")
+    return _finish(fig, path)
+
+
+def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """Blend a [0, 1] heat map (any size; resized) over an HWC uint8 RGB image."""
+    import cv2
+    h, w = image.shape[:2]
+    heat = cv2.resize(heatmap.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    colored = (plt.get_cmap("jet")(np.clip(heat, 0, 1))[:, :, :3] * 255).astype(np.float32)
+    return np.clip(image.astype(np.float32) * (1 - alpha) + colored * alpha, 0, 255).astype(np.uint8)
+
+
+def close_all() -> None:
+    """Free figures (the evaluation command and long notebooks make many)."""
+    plt.close("all")
+
+
+__all__ = ["plot_confusion_matrix", "plot_curves", "show_images", "plot_class_balance",
+           "plot_activations", "feature_map_grid", "overlay_heatmap", "close_all"]
