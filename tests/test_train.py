@@ -24,11 +24,11 @@ def run_script(script: str, *args: str, cwd: Path = ROOT) -> subprocess.Complete
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """One short run shared by the tests below: learnable stripes, 8 epochs of the plain CNN."""
+    """One short run shared by the tests below: learnable stripes, 10 epochs of the plain CNN."""
     root = tmp_path_factory.mktemp("stripes")
-    make_kaggle_flat(root / "data" / "train", 100, seed=1)
-    make_kaggle_flat(root / "data" / "val", 20, seed=2, start=1000)
-    cfg = tiny_config(root / "data", root / "out", epochs=8, lr=5e-3)
+    make_kaggle_flat(root / "data" / "train", 160, seed=1)
+    make_kaggle_flat(root / "data" / "val", 30, seed=2, start=1000)
+    cfg = tiny_config(root / "data", root / "out", epochs=10, lr=5e-3)
     best = fit(cfg)
     return root, best
 
@@ -54,7 +54,7 @@ def test_checkpoints_describe_themselves(trained):
         meta = json.loads((folder / ckpt.META).read_text())
         assert meta["classes"] == ["cat", "dog"] and meta["model"] == "cnn"
         assert TrainConfig.from_dict(meta["config"]).image_size == 32
-    assert json.loads((last / ckpt.META).read_text())["epoch"] == 8
+    assert json.loads((last / ckpt.META).read_text())["epoch"] == 10
     assert (last / ckpt.TRAIN_STATE).is_file() and not (best / ckpt.TRAIN_STATE).exists()
     # weights are plain safetensors: readable without pickle
     with open(best / ckpt.WEIGHTS, "rb") as f:
