@@ -37,6 +37,7 @@ from paddle import nn
 
 from . import checkpoint as ckpt
 from .config import TrainConfig
+from .transforms import eval_size
 
 MODEL_PREFIX = "model"
 EXPORT_META = "export.json"
@@ -95,14 +96,15 @@ def export_model(model: nn.Layer, cfg: TrainConfig, classes: Sequence[str], outp
     tmp = Path(tempfile.mkdtemp(prefix=output.name + ".", suffix=".tmp", dir=output.parent))
     try:
         model.eval()
-        spec = paddle.static.InputSpec([None, 3, cfg.image_size, cfg.image_size], "float32", "image")
+        size = eval_size(cfg)  # what build_transform(cfg, train=False) produces
+        spec = paddle.static.InputSpec([None, 3, size, size], "float32", "image")
         paddle.jit.save(WithSoftmax(model), str(tmp / MODEL_PREFIX), input_spec=[spec])
         # Older (non-PIR) saves add a pickled name table Paddle Inference never reads; drop it so
         # the folder holds no pickle at all.
         for info in tmp.glob("*.pdiparams.info"):
             info.unlink()
         meta = {"format_version": EXPORT_FORMAT_VERSION, "model": cfg.model, "classes": list(classes),
-                "input": {"name": "image", "shape": [None, 3, cfg.image_size, cfg.image_size],
+                "input": {"name": "image", "shape": [None, 3, size, size],
                           "layout": "NCHW, RGB, normalized by build_transform(cfg, train=False)"},
                 "output": "softmax probabilities (N, classes)", "config": cfg.to_dict(),
                 "source": source or {}}

@@ -191,11 +191,16 @@ class Compose:
         return "Compose([" + ", ".join(type(op).__name__ for op in self.ops) + "])"
 
 
+def eval_size(cfg) -> int:
+    """The input size of evaluation, prediction and the exported model."""
+    return cfg.eval_image_size or cfg.image_size
+
+
 def build_transform(cfg, train: bool, decode: bool = True) -> Compose:
     """The one preprocessing path. ``cfg`` needs ``image_size`` and, for training, the
     augmentation fields of ``TrainConfig``. With ``decode=False`` the chain starts from an
     RGB array (used by notebooks on arrays already in memory)."""
-    size = cfg.image_size if train else (cfg.eval_image_size or cfg.image_size)
+    size = cfg.image_size if train else eval_size(cfg)
     if train:
         ops = [RandomResizedCrop(size, scale=(cfg.crop_scale_min, 1.0)), HFlip(0.5),
                RandomRotate(cfg.rotate_degrees), ColorJitter(cfg.jitter, cfg.jitter)]
