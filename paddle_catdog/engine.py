@@ -6,6 +6,7 @@ warm-up + cosine schedule, evaluates every epoch, logs to VisualDL and writes th
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -110,6 +111,22 @@ def load_data(cfg: TrainConfig, check: bool = True) -> Data:
     if not val_set.samples:
         raise DataError(f"{data_dir}: no validation images (add a val/ folder or raise --val-split)")
     return Data(train_set, val_set, classes, skipped)
+
+
+RAMP_FRACTION = 0.7  # progressive resizing reaches the full size after this share of the epochs
+
+
+def train_size(cfg: TrainConfig, epoch: int, epochs: Optional[int] = None) -> int:
+    """Training input size of ``epoch`` (0-based): ``cfg.image_size``, or with progressive
+    resizing a linear ramp from ``cfg.start_image_size`` in steps of 16 px that reaches the full
+    size after RAMP_FRACTION of the epochs (the last epochs train at the size evaluated)."""
+    start, final = cfg.start_image_size, cfg.image_size
+    epochs = epochs or cfg.epochs
+    ramp = max(1, round(RAMP_FRACTION * epochs) - 1)
+    if not start or start >= final or epoch >= ramp:
+        return final
+    size = start + (final - start) * epoch / ramp
+    return min(final, int(size // 16 * 16) or 16)
 
 
 def make_loader(samples: SampleSet, cfg: TrainConfig, train: bool) -> paddle.io.DataLoader:
@@ -380,7 +397,9 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
         write_skipped(output, data.skipped)
     log.info("data: %s, %d train %s, %d val, classes %s", data.train.layout, len(data.train.samples),
              data.train.counts(), len(data.val.samples), data.classes)
-    train_loader, val_loader = make_loader(data.train, cfg, True), make_loader(data.val, cfg, False)
+    loader_size = train_size(cfg, 0)  # the epoch loop switches sizes (and on resume)
+    train_loader = make_loader(data.train, _sized(cfg, 0), True)
+    val_loader = make_loader(data.val, cfg, False)
 
     model = create_model(cfg.model, num_classes=len(data.classes), **cfg.model_options())
     if pretrained_path is not None:
@@ -423,6 +442,9 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
             random.seed(cfg.seed * 1000 + epoch)  # forked workers derive their streams from this
             t0 = time.time()
             apply_freeze_schedule(model, scheduler, cfg, epoch)
+            if train_size(cfg, epoch) != loader_size:  # progressive resizing: the next size
+                loader_size = train_size(cfg, epoch)
+                train_loader = make_loader(data.train, _sized(cfg, epoch), True)
             if isinstance(train_loader.batch_sampler, paddle.io.DistributedBatchSampler):
                 train_loader.batch_sampler.set_epoch(epoch)  # a new shuffle, the same on every rank
             tr = train_one_epoch(net, train_loader, optimizer, scheduler, cfg.label_smoothing,
@@ -430,7 +452,8 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
             va = evaluate(model, val_loader, cfg.progress)
             epoch += 1
             if cfg.time_budget > 0 and epoch == 1 and start_epoch == 0:
-                epochs = _epochs_for_budget(cfg.time_budget * 60, time.time() - start_wall, time.time() - t0)
+                epochs = epochs_for_budget(cfg, cfg.time_budget * 60, time.time() - start_wall,
+                                           tr["seconds"], time.time() - t0 - tr["seconds"])
                 # every rank must run the same number of epochs: take the ranks' mean
                 cfg.epochs = int(round(dist.reduce_sums([epochs])[0] / dist.world_size()))
                 scheduler.total_steps = cfg.epochs * len(train_loader)
@@ -461,8 +484,23 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
     return output / "best"
 
 
-def _epochs_for_budget(budget_s: float, elapsed_s: float, epoch_s: float) -> int:
-    """How many epochs in total fit in the budget, given the first epoch's duration; a 3%
-    margin absorbs checkpoint writes and jitter."""
-    remaining = budget_s - elapsed_s
-    return 1 + max(0, int(remaining * 0.97 // max(epoch_s, 1e-6)))
+def _sized(cfg: TrainConfig, epoch: int) -> TrainConfig:
+    """``cfg`` with the training size of ``epoch`` (progressive resizing)."""
+    return dataclasses.replace(cfg, image_size=train_size(cfg, epoch))
+
+
+def epochs_for_budget(cfg: TrainConfig, budget_s: float, elapsed_s: float, train_s: float,
+                      other_s: float) -> int:
+    """How many epochs in total fit in the budget, given the first epoch's training time (at
+    ``train_size(cfg, 0)``) and the rest of an epoch's time (evaluation, checkpoints). Training
+    time is scaled by pixel count for the epochs that progressive resizing makes larger; a 3%
+    margin absorbs jitter."""
+    remaining = (budget_s - elapsed_s) * 0.97
+    first = train_size(cfg, 0)
+    best = 1
+    for total in range(2, 1000):
+        cost = sum(train_s * (train_size(cfg, e, total) / first) ** 2 + other_s for e in range(1, total))
+        if cost > remaining:
+            break
+        best = total
+    return best

@@ -191,3 +191,28 @@ def test_bad_checkpoints_are_clear_errors(tmp_path, trained):
     three = create_model("cnn", num_classes=3, **TrainConfig(model="cnn").model_options())
     with pytest.raises(ckpt.CheckpointError, match="shape"):
         ckpt.load_weights_into(three, weights, "x")
+
+
+def test_progressive_resizing_schedule_and_budget():
+    from paddle_catdog.engine import epochs_for_budget, train_size
+    cfg = TrainConfig(image_size=128, start_image_size=64, epochs=20)
+    sizes = [train_size(cfg, e) for e in range(20)]
+    assert sizes[0] == 64 and sizes[-1] == 128
+    assert sizes == sorted(sizes) and all(s % 16 == 0 for s in sizes)
+    assert sizes.count(128) >= 6  # the last ~30% of epochs train at the evaluated size
+    assert all(train_size(TrainConfig(image_size=96), e) == 96 for e in range(15))
+    # budget: epochs grow in cost, so fewer fit than at a constant first-epoch cost
+    fixed = epochs_for_budget(TrainConfig(image_size=64), 1000, 0, train_s=40, other_s=10)
+    ramped = epochs_for_budget(cfg, 1000, 0, train_s=40, other_s=10)
+    assert fixed == 1 + int(970 // 50)
+    assert 2 <= ramped < fixed
+    total = sum(40 * (train_size(cfg, e, ramped) / 64) ** 2 + 10 for e in range(1, ramped))
+    assert total <= 970
+
+
+def test_progressive_resizing_trains(tmp_path, kaggle_root):
+    cfg = tiny_config(kaggle_root, tmp_path / "out", epochs=3, image_size=48, start_image_size=32)
+    best = fit(cfg)
+    assert json.loads((tmp_path / "out" / "last" / ckpt.META).read_text())["epoch"] == 3
+    assert Predictor(str(best), device="cpu").transform(
+        (kaggle_root / "val" / "cat.1000.jpg").read_bytes()).shape == (3, 48, 48)
