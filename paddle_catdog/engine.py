@@ -384,7 +384,10 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
         meta = ckpt.read_meta(resume_from)
         cfg = merge_resume_config(cfg, TrainConfig.from_dict(meta["config"], strict=False), explicit)
     else:  # a resumed run already holds them in its checkpoint's config
-        cfg = apply_pretrained_defaults(cfg, explicit if explicit is not None else _explicit_fields(cfg))
+        given = explicit if explicit is not None else _explicit_fields(cfg)
+        if "epochs" in given and "time_budget" not in given:
+            cfg = dataclasses.replace(cfg, time_budget=0.0)  # an epoch count typed by the user wins
+        cfg = apply_pretrained_defaults(cfg, given)
         pretrained_path = pretrained_source(cfg) if cfg.pretrained else None
     device = setup_device(cfg.device, cfg.num_threads)
     seed_everything(cfg.seed)

@@ -51,6 +51,8 @@ PRETRAINED_DEFAULTS = {
     "width": IMAGENET_WIDTH,   # the published weights only fit the full-width network
     "image_size": 224,         # the resolution the ImageNet weights were trained at
     "epochs": 6,               # a pretrained backbone converges in a few epochs on 25k photos
+    "time_budget": 0.0,        # a fixed epoch count, not the from-scratch CPU time budget
+    "start_image_size": 0,     # no progressive resizing: the features were learned at 224
     "freeze_epochs": 1,        # one epoch fits the new head before its gradients reach the backbone
     "lr": 1e-3,                # AdamW on a fresh linear head; the backbone later gets 1e-4 at most
     "finetune_lr_scale": 0.1,  # 10x lower once unfrozen, so the pretrained features are adjusted, not relearned
