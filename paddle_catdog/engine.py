@@ -122,8 +122,8 @@ def train_size(cfg: TrainConfig, epoch: int, epochs: Optional[int] = None) -> in
     size after RAMP_FRACTION of the epochs (the last epochs train at the size evaluated)."""
     start, final = cfg.start_image_size, cfg.image_size
     epochs = epochs or cfg.epochs
-    ramp = max(1, round(RAMP_FRACTION * epochs) - 1)
-    if not start or start >= final or epoch >= ramp:
+    ramp = round(RAMP_FRACTION * epochs) - 1
+    if not start or start >= final or epochs < 3 or epoch >= ramp:  # too short a run to ramp
         return final
     size = start + (final - start) * epoch / ramp
     return min(final, int(size // 16 * 16) or 16)

@@ -201,6 +201,7 @@ def test_progressive_resizing_schedule_and_budget():
     assert sizes == sorted(sizes) and all(s % 16 == 0 for s in sizes)
     assert sizes.count(128) >= 2  # the last epochs train at the evaluated size
     assert all(train_size(TrainConfig(image_size=96, start_image_size=0), e) == 96 for e in range(15))
+    assert train_size(TrainConfig(image_size=128, epochs=1), 0) == 128  # one epoch: no ramp
     # budget: epochs grow in cost, so fewer fit than at a constant first-epoch cost
     fixed = epochs_for_budget(TrainConfig(image_size=64, start_image_size=0), 1000, 0, train_s=40, other_s=10)
     ramped = epochs_for_budget(cfg, 1000, 0, train_s=40, other_s=10)
