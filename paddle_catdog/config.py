@@ -61,6 +61,9 @@ class TrainConfig:
     eval_image_size: int = _opt(0, "evaluation and prediction input size (0: same as --image-size). "
                                 "Random resized crops make animals look larger in training than in "
                                 "a center crop; testing a little larger compensates (FixRes)")
+    tta: bool = _opt(True, "evaluation and prediction average the probabilities of each image and "
+                     "its mirror image (horizontal flip): twice the inference cost for a steadier "
+                     "answer; --no-tta turns it off")
     eval_crop_ratio: float = _opt(0.875, "evaluation resizes the short side to size/ratio, then "
                                   "center-crops size")
     # --- optimisation -----------------------------------------------------------------------

@@ -113,7 +113,7 @@ def evaluate_checkpoint(weights: str, data_dir: Optional[str] = None, batch_size
     cfg.num_workers, cfg.progress = num_workers, progress
     cfg.batch_size = batch_size or cfg.batch_size
     loader = make_loader(SampleSet(good, list(classes), samples.layout), cfg, train=False)
-    probs, labels = predict_probs(model, loader, progress)
+    probs, labels = predict_probs(model, loader, progress, tta=cfg.tta)
     report = classification_report(labels, probs, classes)
     report.update(weights=str(folder), data=data_dir or cfg.data_dir, skipped=skipped,
                   epoch=meta.get("epoch"))

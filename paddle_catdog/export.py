@@ -32,29 +32,17 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from . import cli  # noqa: F401  (first: quiets Paddle's C++ logs before paddle is imported)
 
 import paddle
-import paddle.nn.functional as F
 from paddle import nn
 
 from . import checkpoint as ckpt
 from .config import TrainConfig
+from .models import Probabilities
 from .transforms import eval_size
 
 MODEL_PREFIX = "model"
 EXPORT_META = "export.json"
 CACHE_DIR = "inference"  # inside a training checkpoint folder
 EXPORT_FORMAT_VERSION = 1
-
-
-class WithSoftmax(nn.Layer):
-    """The classifier followed by softmax, so the exported graph returns probabilities and every
-    consumer (Python, C++, serving) gets the same numbers without re-implementing the head."""
-
-    def __init__(self, model: nn.Layer) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, image: paddle.Tensor) -> paddle.Tensor:
-        return F.softmax(self.model(image).astype("float32"), axis=1)
 
 
 def model_files(folder: Path) -> Tuple[Path, Path]:
@@ -98,7 +86,7 @@ def export_model(model: nn.Layer, cfg: TrainConfig, classes: Sequence[str], outp
         model.eval()
         size = eval_size(cfg)  # what build_transform(cfg, train=False) produces
         spec = paddle.static.InputSpec([None, 3, size, size], "float32", "image")
-        paddle.jit.save(WithSoftmax(model), str(tmp / MODEL_PREFIX), input_spec=[spec])
+        paddle.jit.save(Probabilities(model, cfg.tta), str(tmp / MODEL_PREFIX), input_spec=[spec])
         # Older (non-PIR) saves add a pickled name table Paddle Inference never reads; drop it so
         # the folder holds no pickle at all.
         for info in tmp.glob("*.pdiparams.info"):

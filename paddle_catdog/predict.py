@@ -15,11 +15,11 @@ from typing import Callable, Deque, Dict, Iterable, Iterator, List, Optional, Se
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 
 from . import checkpoint as ckpt
 from .config import TrainConfig
 from .dataset import IMAGE_EXTENSIONS, is_image_file
+from .models import Probabilities
 from .transforms import ImageDecodeError, build_transform, read_bytes
 
 DEFAULT_OUTPUT = "output"
@@ -103,13 +103,13 @@ class Predictor(BasePredictor):
         from .engine import setup_device
         setup_device(device)
         self.model, self.cfg, self.classes, self.meta = ckpt.load_model(Path(weights))
+        self.head = Probabilities(self.model, self.cfg.tta)  # softmax (+ flip averaging)
         self.transform = build_transform(self.cfg, train=False)
 
     @paddle.no_grad()
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """(N, 3, H, W) float32 -> (N, C) probabilities."""
-        logits = self.model(paddle.to_tensor(batch))
-        return F.softmax(logits.astype("float32"), axis=1).numpy()
+        return self.head(paddle.to_tensor(batch)).numpy()
 
 
 ENGINES = ("inference", "dygraph")

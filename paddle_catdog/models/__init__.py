@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Callable, Dict
 
+import paddle
+import paddle.nn.functional as F
 from paddle import nn
 
 from .cnn import ACTIVATIONS, POOLINGS, SimpleCNN, cnn
@@ -16,6 +18,24 @@ MODELS: Dict[str, Callable[..., nn.Layer]] = {
 }
 
 
+class Probabilities(nn.Layer):
+    """A classifier followed by softmax, optionally averaged over the image and its mirror image
+    (horizontal-flip test-time augmentation). Evaluation, ``Predictor`` and the exported graph all
+    use this one head, so they agree to the last digit."""
+
+    def __init__(self, model: nn.Layer, flip_tta: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.flip_tta = flip_tta
+
+    def forward(self, image: paddle.Tensor) -> paddle.Tensor:
+        probs = F.softmax(self.model(image).astype("float32"), axis=1)
+        if self.flip_tta:  # cats and dogs look the same mirrored; the two views' errors differ
+            mirrored = F.softmax(self.model(paddle.flip(image, axis=[3])).astype("float32"), axis=1)
+            probs = (probs + mirrored) / 2
+        return probs
+
+
 def create_model(name: str, num_classes: int = 2, **options) -> nn.Layer:
     """Build a model by name; a wrong name raises ValueError listing the valid ones."""
     if name not in MODELS:
@@ -23,5 +43,5 @@ def create_model(name: str, num_classes: int = 2, **options) -> nn.Layer:
     return MODELS[name](num_classes=num_classes, **options)
 
 
-__all__ = ["MODELS", "create_model", "SimpleCNN", "ResNet", "BasicBlock", "Bottleneck",
+__all__ = ["MODELS", "create_model", "Probabilities", "SimpleCNN", "ResNet", "BasicBlock", "Bottleneck",
            "POOLINGS", "ACTIVATIONS", "cnn", "resnet18", "resnet34", "resnet50"]
