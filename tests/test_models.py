@@ -89,3 +89,17 @@ def test_l2_pool_is_root_mean_square():
     assert abs(value - np.sqrt((1 + 4 + 9 + 16) / 4)) < 1e-5
     # between average (2.5) and max (4)
     assert 2.5 < value < 4
+
+
+def test_probabilities_head_and_flip_tta():
+    from paddle_catdog.models import Probabilities
+    paddle.seed(3)
+    model = create_model("cnn", channels=(4, 8))
+    model.eval()
+    x = paddle.randn([2, 3, 16, 16])
+    plain = Probabilities(model)(x).numpy()
+    np.testing.assert_allclose(plain, F.softmax(model(x), axis=1).numpy(), rtol=1e-6)
+    mirrored = F.softmax(model(paddle.flip(x, axis=[3])), axis=1).numpy()
+    assert not np.allclose(plain, mirrored)  # the mirror image really is another view
+    np.testing.assert_allclose(Probabilities(model, flip_tta=True)(x).numpy(), (plain + mirrored) / 2,
+                               rtol=1e-6)
