@@ -56,7 +56,7 @@ class TrainConfig:
     jitter: float = _opt(0.2, "brightness and contrast jitter strength (0: off)")
     start_image_size: int = _opt(64, "progressive resizing: the first epoch trains at this size, "
                                  "growing in steps of 16 px to --image-size by 85%% of the epochs "
-                                 "(0: off). Small early epochs are ~4x cheaper and learn the coarse "
+                                 "(0: off). Small early epochs are ~3x cheaper and learn the coarse "
                                  "features as well, so the budget buys more epochs")
     eval_image_size: int = _opt(0, "evaluation and prediction input size (0: same as --image-size). "
                                 "Random resized crops make animals look larger in training than in "
