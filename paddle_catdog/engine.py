@@ -413,7 +413,9 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
     scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15) if cfg.amp and device == "gpu" else None
     start_epoch, best_acc = 0, -1.0
     if resume_from is not None:
-        _, saved_cfg, saved_classes, meta = ckpt.load_model(resume_from)
+        # meta was read (and checked) above; the weights go straight into the model built here,
+        # instead of through a second model that load_model would build and throw away.
+        saved_classes = list(meta["classes"])
         if saved_classes != data.classes:
             raise ckpt.CheckpointError(f"{resume_from}: classes {saved_classes} differ from the data's {data.classes}")
         if meta["model"] != cfg.model:
