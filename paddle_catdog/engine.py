@@ -443,7 +443,7 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
         if cfg.log_images:
             images, _ = next(iter(train_loader))
             vdl.image("train/augmented", image_grid(images.numpy()[:32]))
-    epoch = start_epoch
+    epoch, eval_s = start_epoch, 0.0
     try:
         while epoch < cfg.epochs:
             random.seed(cfg.seed * 1000 + epoch)  # forked workers derive their streams from this
@@ -456,24 +456,38 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
                 train_loader.batch_sampler.set_epoch(epoch)  # a new shuffle, the same on every rank
             tr = train_one_epoch(net, train_loader, optimizer, scheduler, cfg.label_smoothing,
                                  scaler, cfg.progress, desc=f"epoch {epoch + 1}/{cfg.epochs}")
-            va = evaluate(model, val_loader, cfg.progress, cfg.tta)
+            va = (evaluate(model, val_loader, cfg.progress, cfg.tta)
+                  if evaluates(cfg, epoch, cfg.epochs) else None)
+            if va is not None:
+                eval_s = va["seconds"]
             epoch += 1
-            if cfg.time_budget > 0 and epoch == 1 and start_epoch == 0:
+            if cfg.time_budget > 0 and start_epoch == 0 and epoch < cfg.epochs:
+                # Re-estimated after every epoch from the newest (largest) epoch's speed, so a
+                # slower or faster machine than the first epoch suggested still ends in time.
+                other_s = time.time() - t0 - tr["seconds"] - (va["seconds"] if va else 0.0)
                 epochs = epochs_for_budget(cfg, cfg.time_budget * 60, time.time() - start_wall,
-                                           tr["seconds"], time.time() - t0 - tr["seconds"])
+                                           tr["seconds"], other_s, done=epoch,
+                                           size=train_size(cfg, epoch - 1), eval_s=eval_s)
                 # every rank must run the same number of epochs: take the ranks' mean
-                cfg.epochs = int(round(dist.reduce_sums([epochs])[0] / dist.world_size()))
+                epochs = int(round(dist.reduce_sums([epochs])[0] / dist.world_size()))
+                if epochs != cfg.epochs or epoch == 1:
+                    log.info("time budget %.1f min: %d epochs (%.1f min used)", cfg.time_budget,
+                             epochs, (time.time() - start_wall) / 60)
+                cfg.epochs = epochs
                 scheduler.total_steps = cfg.epochs * len(train_loader)
-                log.info("time budget %.1f min: %d epochs of %.0f s", cfg.time_budget, cfg.epochs, time.time() - t0)
-            vdl.scalars({"train/loss": tr["loss"], "train/acc": tr["acc"], "train/lr": tr["lr"],
-                         "train/images_per_s": tr["images_per_s"], "val/loss": va["loss"],
-                         "val/acc": va["acc"]}, epoch)
-            improved = va["acc"] > best_acc
-            best_acc = max(best_acc, va["acc"])
-            metrics = {"train_loss": tr["loss"], "train_acc": tr["acc"], "val_loss": va["loss"],
-                       "val_acc": va["acc"], "epoch_seconds": time.time() - t0}
+            logged = {"train/loss": tr["loss"], "train/acc": tr["acc"], "train/lr": tr["lr"],
+                      "train/images_per_s": tr["images_per_s"]}
+            metrics = {"train_loss": tr["loss"], "train_acc": tr["acc"]}
+            improved = False
+            if va is not None:
+                logged.update({"val/loss": va["loss"], "val/acc": va["acc"]})
+                metrics.update({"val_loss": va["loss"], "val_acc": va["acc"]})
+                improved = va["acc"] > best_acc
+                best_acc = max(best_acc, va["acc"])
+            vdl.scalars(logged, epoch)
+            metrics["epoch_seconds"] = time.time() - t0
             if main:
-                append_history(output / HISTORY, {"epoch": epoch, "lr": tr["lr"],
+                append_history(output / HISTORY, {"epoch": epoch, "lr": tr["lr"], "size": train_size(cfg, epoch - 1),
                                                   "images_per_s": tr["images_per_s"], **metrics})
                 # best before last: a kill between the two leaves last at the previous epoch, so
                 # the resumed run redoes this one and best never misses an epoch last records.
@@ -481,9 +495,11 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
                     ckpt.save_checkpoint(output / "best", model, cfg, data.classes, epoch, best_acc, metrics)
                 ckpt.save_checkpoint(output / "last", model, cfg, data.classes, epoch, best_acc,
                                      metrics, optimizer, scheduler)
-            log.info("epoch %d/%d  train loss %.4f acc %.4f  val loss %.4f acc %.4f%s  lr %.2e  "
-                     "%.0f img/s  %.0fs", epoch, cfg.epochs, tr["loss"], tr["acc"], va["loss"],
-                     va["acc"], " *" if improved else "", tr["lr"], tr["images_per_s"], time.time() - t0)
+            val_text = (f"val loss {va['loss']:.4f} acc {va['acc']:.4f}{' *' if improved else ''}"
+                        if va is not None else "(no evaluation)")
+            log.info("epoch %d/%d  train loss %.4f acc %.4f  %s  lr %.2e  %.0f img/s  %.0fs", epoch,
+                     cfg.epochs, tr["loss"], tr["acc"], val_text, tr["lr"], tr["images_per_s"],
+                     time.time() - t0)
     finally:
         vdl.close()
     log.info("done in %.1f min; best val acc %.4f; checkpoints in %s", (time.time() - start_wall) / 60,
@@ -503,18 +519,26 @@ def _sized(cfg: TrainConfig, epoch: int) -> TrainConfig:
     return dataclasses.replace(cfg, image_size=train_size(cfg, epoch))
 
 
+def evaluates(cfg: TrainConfig, epoch: int, epochs: int) -> bool:
+    """Whether 0-based ``epoch`` of ``epochs`` is evaluated: the first (a sanity check, and the
+    budget's measure of evaluation time), the last, and those from ``cfg.eval_from`` of the run on."""
+    return epoch == 0 or epoch >= epochs - 1 or epoch + 1 >= math.ceil(cfg.eval_from * epochs)
+
+
 def epochs_for_budget(cfg: TrainConfig, budget_s: float, elapsed_s: float, train_s: float,
-                      other_s: float) -> int:
-    """How many epochs in total fit in the budget, given the first epoch's training time (at
-    ``train_size(cfg, 0)``) and the rest of an epoch's time (evaluation, checkpoints). Training
-    time is scaled by size ** SIZE_COST_EXPONENT for the epochs that progressive resizing makes
-    larger; a 3% margin absorbs jitter."""
+                      other_s: float, done: int = 1, size: Optional[int] = None,
+                      eval_s: float = 0.0) -> int:
+    """How many epochs in total fit in the budget after ``done`` epochs, the newest of which
+    trained in ``train_s`` seconds at ``size`` (default: its progressive-resizing size). Later
+    epochs' training time is scaled by (their size / size) ** SIZE_COST_EXPONENT; each also costs
+    ``other_s`` (checkpoints, loader start) and ``eval_s`` when it evaluates (see ``evaluates``).
+    A 3% margin absorbs jitter. Never fewer than ``done``: then the run stops now."""
     remaining = (budget_s - elapsed_s) * 0.97
-    first = train_size(cfg, 0)
-    best = 1
-    for total in range(2, 1000):
-        cost = sum(train_s * (train_size(cfg, e, total) / first) ** SIZE_COST_EXPONENT + other_s
-                   for e in range(1, total))
+    size = size or train_size(cfg, done - 1)
+    best = done
+    for total in range(done + 1, 1000):
+        cost = sum(train_s * (train_size(cfg, e, total) / size) ** SIZE_COST_EXPONENT + other_s
+                   + (eval_s if evaluates(cfg, e, total) else 0.0) for e in range(done, total))
         if cost > remaining:
             break
         best = total
