@@ -27,7 +27,7 @@ from paddle_catdog import checkpoint as ckpt
 from paddle_catdog.config import TrainConfig
 from paddle_catdog.dataset import find_samples, resolve_splits
 from paddle_catdog.models import create_model
-from paddle_catdog.inference import InferencePredictor
+from paddle_catdog.inference import InferencePredictor, fast_bf16
 from paddle_catdog.predict import BasePredictor, Predictor
 
 
@@ -82,12 +82,15 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             weights = write_checkpoint(cfg, Path(tmp) / "ckpt")
             ms: Dict[Tuple[str, int], float] = {}
-            for engine in ("dygraph", "inference"):
+            engines = ["dygraph", "inference"] + (["inference-bf16"] if fast_bf16() else [])
+            for engine in engines:
                 if engine == "dygraph":
                     predictor: BasePredictor = Predictor(str(weights), "cpu")
                     paddle.base.core.set_num_threads(threads)
                 else:
-                    predictor = InferencePredictor(str(weights), "cpu", num_threads=threads)
+                    precision = "bf16" if engine.endswith("bf16") else "fp32"
+                    predictor = InferencePredictor(str(weights), "cpu", num_threads=threads,
+                                                   precision=precision)
                 shape = {"model": label, "arch": cfg.model, "width": cfg.width, "image_size": cfg.image_size,
                          "engine": engine, **common}
                 for batch, iters in ((1, args.iters_b1), (args.batch, args.iters_batch)):
@@ -99,8 +102,10 @@ def main() -> None:
                     emit("predict_folder", **shape, batch=args.batch, images=len(paths),
                          images_per_s=round(folder_figures(predictor, paths, args.batch), 2))
             for batch in (1, args.batch):
-                emit("predict_speedup", model=label, image_size=cfg.image_size, batch=batch, **common,
-                     inference_over_dygraph=round(ms["dygraph", batch] / ms["inference", batch], 2))
+                for engine in engines[1:]:
+                    emit("predict_speedup", model=label, image_size=cfg.image_size, batch=batch,
+                         engine=engine, **common,
+                         inference_over_dygraph=round(ms["dygraph", batch] / ms[engine, batch], 2))
 
 
 if __name__ == "__main__":

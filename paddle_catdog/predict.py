@@ -115,13 +115,14 @@ class Predictor(BasePredictor):
 ENGINES = ("inference", "dygraph")
 
 
-def load_predictor(weights: str, engine: str = "inference", device: str = "auto") -> BasePredictor:
-    """Paddle Inference (a training checkpoint is exported on the fly, cached) or plain dygraph
-    (needs a training checkpoint)."""
+def load_predictor(weights: str, engine: str = "inference", device: str = "auto",
+                   precision: str = "auto") -> BasePredictor:
+    """Paddle Inference (a training checkpoint is exported on the fly, cached) at ``precision``
+    (see ``inference.resolve_precision``), or plain dygraph (needs a training checkpoint, fp32)."""
     from .export import is_exported
     if engine == "inference":
         from .inference import InferencePredictor
-        return InferencePredictor(weights, device)
+        return InferencePredictor(weights, device, precision=precision)
     if engine != "dygraph":
         raise ValueError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
     if is_exported(Path(weights)) and not (Path(weights) / ckpt.WEIGHTS).is_file():
@@ -176,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="inference: Paddle Inference (oneDNN on CPU) on the exported model, "
                              "exported on the fly from a checkpoint and cached in <checkpoint>/"
                              "inference/; dygraph: the plain training-time model")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="Paddle Inference arithmetic on CPU: auto is bf16 where the CPU has "
+                             "native bfloat16 (AMX, AVX512-BF16; ~3x faster, same accuracy on val/), "
+                             "else fp32; fp32 matches the dygraph model to 1e-4")
     return parser
 
 
@@ -186,7 +191,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     try:
         weights = Path(args.weights) if args.weights else find_default_weights()
-        predictor = load_predictor(str(weights), args.engine, args.device)
+        predictor = load_predictor(str(weights), args.engine, args.device, args.precision)
     except (ckpt.CheckpointError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

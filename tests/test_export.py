@@ -16,7 +16,7 @@ from paddle_catdog import checkpoint as ckpt
 from paddle_catdog.config import TrainConfig
 from paddle_catdog.export import (CACHE_DIR, EXPORT_META, ensure_exported, export_checkpoint,
                                   model_files, read_export_meta)
-from paddle_catdog.inference import InferencePredictor
+from paddle_catdog.inference import InferencePredictor, fast_bf16, resolve_precision
 from paddle_catdog.models import create_model
 from paddle_catdog.predict import Predictor, load_predictor
 
@@ -57,7 +57,7 @@ def images(tmp_path_factory):
 def test_exported_model_matches_dygraph(tmp_path, images, model_name, size, options):
     best = make_checkpoint(tmp_path / "best", model_name, size, **options)
     dygraph = Predictor(str(best), device="cpu")
-    exported = InferencePredictor(str(best), device="cpu")
+    exported = InferencePredictor(str(best), device="cpu", precision="fp32")
     assert exported.folder == best / CACHE_DIR
     for batch_size in (1, 4):  # the batch size is free in the exported graph
         want = {p: pr for p, pr, _ in dygraph.predict_paths(images, batch_size)}
@@ -68,6 +68,30 @@ def test_exported_model_matches_dygraph(tmp_path, images, model_name, size, opti
     # the probabilities are not all alike, so agreeing means something
     spread = np.ptp([want[p][0] for p in images])
     assert spread > 1e-3, spread
+
+
+def test_precision_choice():
+    assert resolve_precision("auto", "cpu") == ("bf16" if fast_bf16() else "fp32")
+    assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
+    assert resolve_precision("auto", "gpu") == "fp32"
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("int4", "cpu")
+
+
+@pytest.mark.skipif(not fast_bf16(), reason="this CPU has no native bfloat16 (AMX or AVX512-BF16)")
+def test_bf16_predictor_is_close_to_fp32(tmp_path, images):
+    """bf16 keeps about 3 significant digits: probabilities move by well under 0.05 and no
+    confident answer changes, yet they do move (the bf16 kernels really run)."""
+    best = make_checkpoint(tmp_path / "best", "resnet18", 32, width=8)
+    fp32 = {p: pr for p, pr, _ in InferencePredictor(str(best), "cpu", precision="fp32").predict_paths(images, 4)}
+    bf16 = InferencePredictor(str(best), "cpu")  # auto picks bf16 on this CPU
+    assert bf16.precision == "bf16"
+    got = {p: pr for p, pr, _ in bf16.predict_paths(images, 4)}
+    diff = max(float(np.abs(got[p] - fp32[p]).max()) for p in images)
+    assert 1e-6 < diff < 0.05, diff
+    for p in images:
+        if abs(fp32[p][0] - 0.5) > 0.05:
+            assert got[p].argmax() == fp32[p].argmax(), (p, got[p], fp32[p])
 
 
 def test_export_folder_is_plain_files_and_rebuilds_preprocessing(tmp_path):
@@ -94,11 +118,11 @@ def test_cache_is_reused_then_refreshed_when_weights_change(tmp_path, images):
     stamp = (first / EXPORT_META).stat().st_mtime_ns
     assert ensure_exported(best) == first
     assert (first / EXPORT_META).stat().st_mtime_ns == stamp  # reused, not re-exported
-    before = next(InferencePredictor(str(best), device="cpu").predict_paths(images[:1]))[1]
+    before = next(InferencePredictor(str(best), device="cpu", precision="fp32").predict_paths(images[:1]))[1]
     # overwrite the weights in place (a copied-in checkpoint): the cache must not be used
     make_checkpoint(tmp_path / "other", "cnn", 32, seed=2)
     (best / ckpt.WEIGHTS).write_bytes((tmp_path / "other" / ckpt.WEIGHTS).read_bytes())
-    after = next(InferencePredictor(str(best), device="cpu").predict_paths(images[:1]))[1]
+    after = next(InferencePredictor(str(best), device="cpu", precision="fp32").predict_paths(images[:1]))[1]
     want = next(Predictor(str(best), device="cpu").predict_paths(images[:1]))[1]
     assert np.abs(after - want).max() < 1e-4 and np.abs(after - before).max() > 1e-4
 
@@ -108,7 +132,7 @@ def test_predict_paths_keeps_order_around_bad_files(tmp_path, images):
     bad = tmp_path / "bad.jpg"
     bad.write_text("not an image")
     paths = [images[0], str(bad), *images[1:5], str(tmp_path / "gone.jpg"), images[5]]
-    pred = load_predictor(str(best), "inference", "cpu")
+    pred = load_predictor(str(best), "inference", "cpu", "fp32")
     out = list(pred.predict_paths(paths, batch_size=3, workers=2))
     assert [p for p, _, _ in out] == paths
     assert [e is not None for _, _, e in out] == [False, True, False, False, False, False, True, False]
@@ -128,7 +152,7 @@ def test_export_cli_and_engine_choices(tmp_path, images):
     results = {}
     for engine, weights in (("dygraph", best), ("inference", best), ("inference", out)):
         r = run_script("run_predict.py", "--weights", str(weights), "--engine", engine, "--json",
-                       "--img", images[0], "--img", images[1])
+                       "--precision", "fp32", "--img", images[0], "--img", images[1])
         assert r.returncode == 0, (engine, r.stderr)
         results[engine, weights.name] = [json.loads(line) for line in r.stdout.splitlines()]
     base = results["dygraph", "best"]
@@ -147,6 +171,8 @@ def test_export_cli_and_engine_choices(tmp_path, images):
         assert r.returncode == 2 and message in r.stderr, r.stderr
         assert r.stderr.startswith("error:") and "Traceback" not in r.stderr
     r = run_script("run_predict.py", "--engine", "onnx", "--img", images[0])
+    assert r.returncode == 2 and "invalid choice" in r.stderr
+    r = run_script("run_predict.py", "--precision", "int4", "--img", images[0])
     assert r.returncode == 2 and "invalid choice" in r.stderr
     r = run_module("paddle_catdog.export", "--weights", str(tmp_path / "nothing"), "--output", str(out))
     assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
