@@ -97,4 +97,7 @@ class InferencePredictor(BasePredictor):
         self.input.reshape(list(batch.shape))
         self.input.copy_from_cpu(batch)
         self.predictor.run()
-        return self.output.copy_to_cpu()
+        probs = self.output.copy_to_cpu()
+        if self.precision == "bf16":  # bf16 softmax sums to 1 only to ~3 digits: renormalize
+            probs = probs.astype(np.float32) / probs.sum(axis=1, keepdims=True, dtype=np.float32)
+        return probs

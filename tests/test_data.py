@@ -58,8 +58,10 @@ class Server:
                 self.end_headers()
                 if server.cut is not None:
                     body = body[:server.cut]
-                self.wfile.write(body)
+                # counted before writing: the client may finish (and the test read ``sent``)
+                # before this thread runs again after the write
                 server.sent += len(body)
+                self.wfile.write(body)
 
             def log_message(self, *args):
                 pass
