@@ -59,7 +59,7 @@ def make_config(folder: Path, device: str = "cpu", num_threads: int = 0,
         config.enable_use_gpu(256, 0)  # initial memory pool in MB, GPU id
     else:
         config.disable_gpu()
-        config.enable_mkldnn()  # oneDNN: fused conv+bn+relu kernels, ~5x dygraph at batch 1
+        config.enable_mkldnn()  # oneDNN: fused conv+bn+relu kernels
         config.set_mkldnn_cache_capacity(ONEDNN_SHAPE_CACHE)
         # One math thread per core: more oversubscribes (decoding threads run beside it).
         config.set_cpu_math_library_num_threads(num_threads or os.cpu_count() or 1)

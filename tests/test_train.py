@@ -212,9 +212,36 @@ def test_progressive_resizing_schedule_and_budget():
     assert cost(ramped) <= 970 < cost(ramped + 1)  # the most epochs that fit
 
 
+def test_budget_is_re_estimated_from_the_newest_epoch_and_skips_early_evaluations():
+    from paddle_catdog.engine import SIZE_COST_EXPONENT as k, epochs_for_budget, evaluates, train_size
+    cfg = TrainConfig(image_size=128, start_image_size=64, eval_from=0.6)
+    # the first epoch and the last 40% are evaluated, nothing in between
+    assert [e for e in range(10) if evaluates(cfg, e, 10)] == [0, 5, 6, 7, 8, 9]
+    assert all(evaluates(TrainConfig(eval_from=0.0), e, 10) for e in range(10))
+    assert [e for e in range(3) if evaluates(TrainConfig(eval_from=1.0), e, 3)] == [0, 2]
+    # after 5 epochs, the 5th at 96 px took 60 s: later epochs cost 60 * (size/96)^k + 5, plus 20
+    # when evaluated
+    done, budget = 5, 900
+
+    def cost(n):
+        return sum(60 * (train_size(cfg, e, n) / 96) ** k + 5 + (20 if evaluates(cfg, e, n) else 0)
+                   for e in range(done, n))
+    n = epochs_for_budget(cfg, budget, 0, train_s=60, other_s=5, done=done, size=96, eval_s=20)
+    assert n > done and cost(n) <= 0.97 * budget < cost(n + 1)
+    slower = epochs_for_budget(cfg, budget, 0, train_s=90, other_s=5, done=done, size=96, eval_s=20)
+    assert done <= slower < n  # a slower machine than measured before: fewer epochs
+    # no time left: stop now, never fewer epochs than are done
+    assert epochs_for_budget(cfg, budget, budget, train_s=60, other_s=5, done=done) == done
+
+
 def test_progressive_resizing_trains(tmp_path, kaggle_root):
-    cfg = tiny_config(kaggle_root, tmp_path / "out", epochs=3, image_size=48, start_image_size=32)
+    cfg = tiny_config(kaggle_root, tmp_path / "out", epochs=3, image_size=48, start_image_size=32,
+                      eval_from=1.0)
     best = fit(cfg)
     assert json.loads((tmp_path / "out" / "last" / ckpt.META).read_text())["epoch"] == 3
+    rows = [json.loads(line) for line in (tmp_path / "out" / "history.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and [r["size"] for r in rows] == [32, 32, 48]
+    assert ["val_acc" in r for r in rows] == [True, False, True]  # --eval-from 1: first and last only
+    assert json.loads((best / ckpt.META).read_text())["epoch"] in (1, 3)
     assert Predictor(str(best), device="cpu").transform(
         (kaggle_root / "val" / "cat.1000.jpg").read_bytes()).shape == (3, 48, 48)
