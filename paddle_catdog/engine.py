@@ -467,7 +467,7 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
                 other_s = time.time() - t0 - tr["seconds"] - (va["seconds"] if va else 0.0)
                 epochs = epochs_for_budget(cfg, cfg.time_budget * 60, time.time() - start_wall,
                                            tr["seconds"], other_s, done=epoch,
-                                           size=train_size(cfg, epoch - 1), eval_s=eval_s)
+                                           size=loader_size, eval_s=eval_s)
                 # every rank must run the same number of epochs: take the ranks' mean
                 epochs = int(round(dist.reduce_sums([epochs])[0] / dist.world_size()))
                 if epochs != cfg.epochs or epoch == 1:
@@ -475,6 +475,8 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
                              epochs, (time.time() - start_wall) / 60)
                 cfg.epochs = epochs
                 scheduler.total_steps = cfg.epochs * len(train_loader)
+                if va is None and epoch >= cfg.epochs:  # cut short here: the last epoch is evaluated
+                    va = evaluate(model, val_loader, cfg.progress, cfg.tta)
             logged = {"train/loss": tr["loss"], "train/acc": tr["acc"], "train/lr": tr["lr"],
                       "train/images_per_s": tr["images_per_s"]}
             metrics = {"train_loss": tr["loss"], "train_acc": tr["acc"]}
@@ -487,7 +489,7 @@ def fit(cfg: TrainConfig, explicit: Optional[Set[str]] = None) -> Path:
             vdl.scalars(logged, epoch)
             metrics["epoch_seconds"] = time.time() - t0
             if main:
-                append_history(output / HISTORY, {"epoch": epoch, "lr": tr["lr"], "size": train_size(cfg, epoch - 1),
+                append_history(output / HISTORY, {"epoch": epoch, "lr": tr["lr"], "size": loader_size,
                                                   "images_per_s": tr["images_per_s"], **metrics})
                 # best before last: a kill between the two leaves last at the previous epoch, so
                 # the resumed run redoes this one and best never misses an epoch last records.

@@ -234,6 +234,18 @@ def test_budget_is_re_estimated_from_the_newest_epoch_and_skips_early_evaluation
     assert epochs_for_budget(cfg, budget, budget, train_s=60, other_s=5, done=done) == done
 
 
+def test_budget_cut_short_still_evaluates_the_last_epoch(tmp_path, kaggle_root, monkeypatch):
+    from paddle_catdog import engine
+    # the budget first plans 4 epochs, then after epoch 2 finds no time left
+    monkeypatch.setattr(engine, "epochs_for_budget", lambda cfg, *a, done=1, **k: 4 if done == 1 else done)
+    cfg = tiny_config(kaggle_root, tmp_path / "out", epochs=20, time_budget=5.0, eval_from=1.0)
+    fit(cfg, explicit={"time_budget"})
+    rows = [json.loads(line) for line in (tmp_path / "out" / "history.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert all("val_acc" in r for r in rows)  # epoch 2 was planned without evaluation
+    assert "val_acc" in json.loads((tmp_path / "out" / "last" / ckpt.META).read_text())["metrics"]
+
+
 def test_progressive_resizing_trains(tmp_path, kaggle_root):
     cfg = tiny_config(kaggle_root, tmp_path / "out", epochs=3, image_size=48, start_image_size=32,
                       eval_from=1.0)
