@@ -15,18 +15,17 @@ import paddle.inference as paddle_infer
 
 from . import checkpoint as ckpt
 from .export import ensure_exported, model_files, read_export_meta
-from .predict import BasePredictor
+from .predict import PRECISIONS, BasePredictor
 from .transforms import build_transform
 
 # oneDNN caches its compiled kernels per input shape; a folder needs two (full and last batch),
 # a service a few more. Bounded so a caller sending every batch size cannot grow memory forever.
 ONEDNN_SHAPE_CACHE = 8
 
-# Arithmetic precision of the CPU predictor. bf16 runs oneDNN's bfloat16 kernels, which CPUs with
-# AMX or AVX512-BF16 execute natively: ResNet-18 at 224 px ran ~3x faster than fp32 here, with the
-# same val/ accuracy (benchmarks/README.md). 'auto' picks bf16 on such CPUs and fp32 elsewhere
-# (emulated bf16 is slower than fp32); fp32 matches the dygraph model to 1e-4.
-PRECISIONS = ("auto", "fp32", "bf16")
+# The CPU predictor's precision (one of predict.PRECISIONS). bf16 runs oneDNN's bfloat16
+# kernels, which CPUs with AMX or AVX512-BF16 execute natively: ResNet-18 at 224 px ran ~3x faster
+# than fp32 here, with the same val/ accuracy (benchmarks/README.md). 'auto' picks bf16 on such
+# CPUs and fp32 elsewhere (emulated bf16 is slower than fp32); fp32 matches the dygraph model to 1e-4.
 
 
 def fast_bf16() -> bool:

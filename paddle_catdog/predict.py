@@ -113,6 +113,8 @@ class Predictor(BasePredictor):
 
 
 ENGINES = ("inference", "dygraph")
+# Paddle Inference arithmetic on CPU; inference.resolve_precision says what 'auto' picks.
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def load_predictor(weights: str, engine: str = "inference", device: str = "auto",
@@ -177,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="inference: Paddle Inference (oneDNN on CPU) on the exported model, "
                              "exported on the fly from a checkpoint and cached in <checkpoint>/"
                              "inference/; dygraph: the plain training-time model")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="Paddle Inference arithmetic on CPU: auto is bf16 where the CPU has "
                              "native bfloat16 (AMX, AVX512-BF16; ~3x faster, same accuracy on val/), "
                              "else fp32; fp32 matches the dygraph model to 1e-4")
