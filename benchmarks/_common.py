@@ -1,17 +1,13 @@
-"""Helpers shared by the benchmark scripts: import path, quiet Paddle, one JSON line per figure."""
+"""Helpers shared by the benchmark scripts: one JSON line per figure, timing, option lists. The
+package is installed (``pip install -e .``); importing it quiets Paddle's C++ logs."""
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
-from pathlib import Path
 from typing import Callable, List
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from paddle_catdog import cli  # noqa: E402,F401  (quiets Paddle's C++ logs before paddle loads)
+import paddle_catdog  # noqa: F401  (first: it quiets Paddle's C++ logs before Paddle loads)
 
 
 def emit(bench: str, **fields) -> None:

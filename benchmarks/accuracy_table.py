@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("GLOG_minloglevel", "2")
 
-from paddle_catdog.config import TrainConfig  # noqa: E402
-from paddle_catdog.engine import fit  # noqa: E402
+from paddle_catdog.config import TrainConfig
+from paddle_catdog.train import fit
 
 ROWS = [
     ("cnn", {"pooling": "max"}),

@@ -17,11 +17,12 @@ import os
 import sys
 import time
 
-from _common import emit, int_list  # first: sets the import path
+from _common import emit, int_list
 
 from paddle_catdog.config import TrainConfig
-from paddle_catdog.dataset import DataError, ImageDataset, SampleSet, find_samples, resolve_splits
-from paddle_catdog.engine import make_loader
+from paddle_catdog.data.layouts import DataError, SampleSet, find_samples, resolve_splits
+from paddle_catdog.data.loader import ImageDataset
+from paddle_catdog.data.loader import make_loader
 from paddle_catdog.transforms import build_transform
 
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import time
 
-from _common import cpu_count, emit  # first: sets the import path
+from _common import cpu_count, emit
 
 import numpy as np
 
 from paddle_catdog.evaluate import eval_samples
-from paddle_catdog.inference import InferencePredictor, fast_bf16
-from paddle_catdog.predict import Predictor
+from paddle_catdog.predict.inference import InferencePredictor, fast_bf16
+from paddle_catdog.predict.predictor import Predictor
 
 
 def main() -> None:

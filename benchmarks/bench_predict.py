@@ -18,17 +18,17 @@ import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from _common import cpu_count, emit, seconds_per_call  # first: sets the import path
+from _common import cpu_count, emit, seconds_per_call
 
 import numpy as np
 import paddle
 
 from paddle_catdog import checkpoint as ckpt
 from paddle_catdog.config import TrainConfig
-from paddle_catdog.dataset import find_samples, resolve_splits
+from paddle_catdog.data.layouts import find_samples, resolve_splits
 from paddle_catdog.models import create_model
-from paddle_catdog.inference import InferencePredictor, fast_bf16
-from paddle_catdog.predict import BasePredictor, Predictor
+from paddle_catdog.predict.inference import InferencePredictor, fast_bf16
+from paddle_catdog.predict.predictor import BasePredictor, Predictor
 
 
 def model_configs(quick: bool) -> List[Tuple[str, TrainConfig]]:

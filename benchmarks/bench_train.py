@@ -23,7 +23,7 @@ import subprocess
 import sys
 from typing import Dict
 
-from _common import cpu_count, emit, int_list, str_list  # first: sets the import path
+from _common import cpu_count, emit, int_list, str_list
 
 SETTINGS = ("model", "image_size", "batch", "threads", "onednn", "layout", "static")
 
@@ -32,7 +32,9 @@ def run_one(setting: Dict[str, object], steps: int, warmup: int, width: int, qui
     """Measure one setting in this process and print its figure."""
     import paddle
     from paddle_catdog.config import TrainConfig
-    from paddle_catdog.engine import build_optimizer, seed_everything, train_one_epoch
+    from paddle_catdog.runtime import seed_everything
+    from paddle_catdog.train.loop import train_one_epoch
+    from paddle_catdog.train.optim import build_optimizer
     from paddle_catdog.models import create_model
 
     paddle.set_device("cpu")

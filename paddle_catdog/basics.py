@@ -46,10 +46,6 @@ def pool(fmap: np.ndarray, kind: str) -> np.ndarray:
     return out[0] if fmap.ndim == 2 else out
 
 
-def count_params(layer: nn.Layer) -> int:
-    return sum(int(np.prod(p.shape)) for p in layer.parameters())
-
-
 def conv_vs_dense_params(height: int, width: int, in_channels: int, out_channels: int,
                          kernel: int = 3) -> Dict[str, int]:
     """Parameters of a ``kernel``x``kernel`` conv layer and of a fully connected layer producing

@@ -7,15 +7,14 @@ A checkpoint is a folder::
     train_state.pdopt   optimizer and LR-scheduler state (a Paddle pickle; read only by --resume)
 
 Prediction and export read only the first two, so a checkpoint from a stranger never gets
-unpickled there. Writes go to ``<name>.tmp`` and are then swapped in by renames, so a kill at any
-moment leaves either the previous or the new checkpoint complete (``resolve_checkpoint``
-recovers the one interrupted swap state).
+unpickled there. Writes go to a temporary folder that is then swapped in by renames
+(``files.atomic_folder``), so a kill at any moment leaves either the previous or the new checkpoint
+complete (``resolve_checkpoint`` recovers the one interrupted swap state).
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -25,36 +24,18 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from .config import TrainConfig
+from .files import atomic_folder, old_name, restore_interrupted, write_durably
 from .models import create_model
 
 WEIGHTS = "model.safetensors"
 META = "meta.json"
 TRAIN_STATE = "train_state.pdopt"
 FORMAT_VERSION = 1
+DEFAULT_OUTPUT = "output"  # training's --output default, where prediction looks
 
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt, or does not fit; the message is for the user."""
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def state_to_numpy(model: paddle.nn.Layer) -> Dict[str, np.ndarray]:
@@ -65,43 +46,32 @@ def save_checkpoint(folder: Path, model: paddle.nn.Layer, cfg: TrainConfig, clas
                     epoch: int, best_metric: float, metrics: Optional[Dict[str, float]] = None,
                     optimizer: Optional[paddle.optimizer.Optimizer] = None,
                     scheduler: Optional[paddle.optimizer.lr.LRScheduler] = None) -> Path:
-    """Write a complete checkpoint folder atomically (tmp folder, fsync, rename swap)."""
-    folder = Path(folder)
-    tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(state_to_numpy(model), str(tmp / WEIGHTS), metadata={"format": "paddle_catdog"})
-    meta = {"format_version": FORMAT_VERSION, "model": cfg.model, "classes": list(classes),
-            "epoch": int(epoch), "best_metric": float(best_metric), "metrics": metrics or {},
-            "config": cfg.to_dict()}
-    _write_file(tmp / META, json.dumps(meta, indent=2).encode())
-    if optimizer is not None:
-        state = {"optimizer": _rename_optimizer_state(optimizer.state_dict(), _param_names(model)),
-                 "scheduler": scheduler.state_dict() if scheduler is not None else None}
-        paddle.save(state, str(tmp / TRAIN_STATE))
-        with open(tmp / TRAIN_STATE, "rb+") as f:
-            os.fsync(f.fileno())
-    _fsync_dir(tmp)
-    # Swap: folder -> .old, .tmp -> folder, drop .old. A kill between the renames leaves .old
-    # complete, which resolve_checkpoint() puts back.
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    _fsync_dir(folder.parent)
-    shutil.rmtree(old, ignore_errors=True)
-    return folder
+    """Write a complete checkpoint folder atomically (``files.atomic_folder``)."""
+    with atomic_folder(Path(folder)) as tmp:
+        save_file(state_to_numpy(model), str(tmp / WEIGHTS), metadata={"format": "paddle_catdog"})
+        meta = {"format_version": FORMAT_VERSION, "model": cfg.model, "classes": list(classes),
+                "epoch": int(epoch), "best_metric": float(best_metric), "metrics": metrics or {},
+                "config": cfg.to_dict()}
+        write_durably(tmp / META, json.dumps(meta, indent=2).encode())
+        if optimizer is not None:
+            state = {"optimizer": _rename_optimizer_state(optimizer.state_dict(), _param_names(model)),
+                     "scheduler": scheduler.state_dict() if scheduler is not None else None}
+            paddle.save(state, str(tmp / TRAIN_STATE))
+            with open(tmp / TRAIN_STATE, "rb+") as f:
+                os.fsync(f.fileno())
+    return Path(folder)
+
+
+def _complete(folder: Path) -> bool:
+    return (folder / META).is_file() and (folder / WEIGHTS).is_file()
 
 
 def resolve_checkpoint(folder: Path) -> Path:
     """Return a complete checkpoint folder for ``folder``, restoring ``<folder>.old`` if a swap was
     interrupted; raise CheckpointError when there is none."""
     folder = Path(folder)
-    old = folder.with_name(folder.name + ".old")
-    if not (folder / META).is_file() and (old / META).is_file() and (old / WEIGHTS).is_file():
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(old, folder)
+    if _complete(old_name(folder)):
+        restore_interrupted(folder, complete=(folder / META).is_file())
     if not folder.is_dir():
         raise CheckpointError(f"checkpoint not found: {folder}")
     for name in (META, WEIGHTS):
@@ -211,3 +181,13 @@ def load_train_state(folder: Path, model: paddle.nn.Layer, optimizer: paddle.opt
     optimizer.set_state_dict(_rename_optimizer_state(state["optimizer"], to_unique))
     if scheduler is not None and state.get("scheduler"):
         scheduler.set_state_dict(state["scheduler"])
+
+
+def find_default_weights(output: str = DEFAULT_OUTPUT) -> Path:
+    """The newest ``best`` checkpoint under ``output`` (``output/best`` or ``output/*/best``)."""
+    root = Path(output)
+    found = [p.parent for p in list(root.glob(f"best/{META}")) + list(root.glob(f"*/best/{META}"))]
+    if not found:
+        raise CheckpointError(f"no checkpoint found under {root}/: train first "
+                                   "(python run_train.py --data-dir ...) or pass --weights")
+    return max(found, key=lambda p: (p / META).stat().st_mtime)

@@ -1,18 +1,19 @@
 """One training configuration for the CLI, the notebooks and the checkpoints.
 
-``TrainConfig`` is a dataclass with commented defaults; ``build_parser`` generates the command line
-from its fields (so ``--help`` always shows every option and its default), unknown keys are
-rejected, and a checkpoint stores ``asdict(cfg)`` as JSON so prediction rebuilds the model from it.
+``TrainConfig`` is a dataclass with commented defaults; ``add_config_arguments`` generates the
+command line from its fields (so ``--help`` always shows every option and its default), unknown
+keys are rejected, and a checkpoint stores ``asdict(cfg)`` as JSON so prediction rebuilds the model
+from it. ``parse_config`` reads a command line once and says which options the user typed;
+``merge_resume`` and ``with_defaults`` decide from that what a resumed or fine-tuning run uses.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import numbers
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, FrozenSet, Iterable, Optional, Tuple
 
 
 def _opt(default: Any, help: str, **kw) -> Any:
@@ -71,11 +72,12 @@ class TrainConfig:
     eval_crop_ratio: float = _opt(0.875, "evaluation resizes the short side to size/ratio, then "
                                   "center-crops size")
     # --- optimisation -----------------------------------------------------------------------
-    epochs: int = _opt(20, "number of epochs (the schedule's length); typing it turns the default "
-                       "time budget off")
-    time_budget: float = _opt(28.0, "minutes for the whole run (0: use --epochs). After the first "
-                              "epoch the epoch count is set from its measured speed so the run ends "
-                              "in time: 28 fits the 30-minute CPU recipe with a margin")
+    epochs: Optional[int] = _opt(None, "number of epochs (the schedule's length); unset: the time "
+                                 "budget decides (or 20 epochs with --time-budget 0)")
+    time_budget: float = _opt(28.0, "minutes for the whole run when --epochs is not given (0: 20 "
+                              "epochs). After every epoch the epoch count is set from the measured "
+                              "speed so the run ends in time: 28 fits the 30-minute CPU recipe with "
+                              "a margin")
     batch_size: int = _opt(64, "images per step")
     optimizer: str = _opt("adamw", "adamw or momentum")
     lr: float = _opt(3e-3, "peak learning rate (after warm-up); AdamW at batch 64")
@@ -98,7 +100,7 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         """Raise ValueError with a one-line message for values that cannot work."""
         checks = [
-            (self.epochs >= 1, f"--epochs must be at least 1 (got {self.epochs})"),
+            (self.epochs is None or self.epochs >= 1, f"--epochs must be at least 1 (got {self.epochs})"),
             (self.batch_size >= 1, f"--batch-size must be at least 1 (got {self.batch_size})"),
             (self.lr > 0, f"--lr must be positive (got {self.lr})"),
             (self.image_size >= 16, f"--image-size must be at least 16 (got {self.image_size})"),
@@ -141,19 +143,27 @@ class TrainConfig:
         if unknown and strict:
             raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
         for f in dataclasses.fields(cls):
-            if values.get(f.name) is not None and not _fits_type(values[f.name], f.default):
-                raise ValueError(f"config key {f.name!r}: expected {type(f.default).__name__}, "
+            if values.get(f.name) is not None and not _fits_type(values[f.name], _kind(f)):
+                raise ValueError(f"config key {f.name!r}: expected {_kind(f).__name__}, "
                                  f"got {values[f.name]!r}")
         return cls(**{k: v for k, v in values.items() if k in names})
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+# Options that describe this invocation rather than the experiment: on --resume they come from
+# the command line, everything else from the checkpoint (unless typed).
+RUNTIME_FIELDS = frozenset({"output", "resume", "device", "num_workers", "num_threads", "progress",
+                            "data_dir", "val_dir", "download"})
 
 
-def _fits_type(value: Any, default: Any) -> bool:
-    """Whether ``value`` has the type of the field's ``default`` (str for optional fields): a
-    config read from a JSON file must not smuggle a string into a number field."""
-    kind = type(default) if default is not None else str
+def _kind(f: dataclasses.Field) -> type:
+    """The value type of a field from its annotation (``Optional[int]`` -> int)."""
+    name = str(f.type).replace("Optional[", "").rstrip("]")
+    return {"int": int, "float": float, "bool": bool}.get(name, str)
+
+
+def _fits_type(value: Any, kind: type) -> bool:
+    """Whether ``value`` is of the field's type: a config read from a JSON file must not smuggle
+    a string into a number field."""
     if isinstance(value, bool) or kind is bool:
         return isinstance(value, bool) and kind is bool
     accepted = {int: numbers.Integral, float: numbers.Real, str: (str, os.PathLike)}
@@ -165,18 +175,36 @@ def _flag(name: str) -> str:
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig) -> None:
-    """Add one option per dataclass field, typed from the default, with the default in --help."""
+    """Add one option per dataclass field, typed from its annotation, with the default in --help.
+    Defaults are left out of the parsed namespace (SUPPRESS), so it holds exactly what was typed."""
     for f in dataclasses.fields(cls):
         meta = dict(f.metadata)
-        help_text = meta.pop("help", "") + " (default: %(default)s)"
-        if f.type in ("bool", bool):
-            parser.add_argument(_flag(f.name), default=f.default, action=argparse.BooleanOptionalAction,
-                                help=help_text)
+        help_text = meta.pop("help", "") + f" (default: {str(f.default).replace('%', '%%')})"
+        if _kind(f) is bool:
+            parser.add_argument(_flag(f.name), default=argparse.SUPPRESS,
+                                action=argparse.BooleanOptionalAction, help=help_text)
             continue
-        kind = {"int": int, "float": float}.get(str(f.type), str)
-        parser.add_argument(_flag(f.name), type=kind, default=f.default, help=help_text, **meta)
+        parser.add_argument(_flag(f.name), type=_kind(f), default=argparse.SUPPRESS, help=help_text, **meta)
 
 
-def config_from_args(args: argparse.Namespace, cls=TrainConfig) -> TrainConfig:
-    names = [f.name for f in dataclasses.fields(cls)]
-    return cls(**{n: getattr(args, n) for n in names})
+def config_from_args(args: argparse.Namespace, cls=TrainConfig) -> Tuple[TrainConfig, FrozenSet[str]]:
+    """(config, names of the options typed) from a namespace parsed with ``add_config_arguments``."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    typed = {k: v for k, v in vars(args).items() if k in names}
+    return cls(**typed), frozenset(typed)
+
+
+def with_defaults(cfg: TrainConfig, defaults: Dict[str, Any], typed: Iterable[str]) -> TrainConfig:
+    """``cfg`` with ``defaults`` for every option the user did not type."""
+    values = cfg.to_dict()
+    values.update({k: v for k, v in defaults.items() if k not in set(typed)})
+    return TrainConfig.from_dict(values).validate()
+
+
+def merge_resume(cfg: TrainConfig, saved: TrainConfig, typed: Optional[Iterable[str]]) -> TrainConfig:
+    """A resumed run: the checkpoint's experiment settings, except this invocation's runtime
+    options and what the user typed (``typed`` None: every field of ``cfg`` counts as typed)."""
+    keep = RUNTIME_FIELDS | (set(typed) if typed is not None else set(cfg.to_dict()))
+    values = saved.to_dict()
+    values.update({k: v for k, v in cfg.to_dict().items() if k in keep and v is not None})
+    return TrainConfig.from_dict(values).validate()

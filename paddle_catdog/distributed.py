@@ -56,8 +56,3 @@ def reduce_sums(values: Sequence[float]) -> np.ndarray:
     tensor = paddle.to_tensor(local.astype(np.float32))
     dist.all_reduce(tensor)
     return tensor.numpy().astype(np.float64)
-
-
-def barrier() -> None:
-    if world_size() > 1:
-        dist.barrier()

@@ -1,88 +1,44 @@
 """Evaluate a checkpoint: accuracy, per-class precision / recall / F1, a confusion-matrix PNG,
 the training-curves PNG and a VisualDL PR curve.
 
-    python -m paddle_catdog.evaluate --weights output/best [--data-dir DIR]
-    python run_train.py --eval-only --weights output/best          (the same)
+    catdog-evaluate --weights output/best [--data-dir DIR]
+    python -m paddle_catdog evaluate --weights output/best          (the same)
+    python run_train.py --eval-only --weights output/best           (the same)
 
 Without ``--data-dir`` the images are the validation split the checkpoint's own config describes
-(``engine.load_data``: its val folder, or the same seeded split of its training folder). With
+(``data.split.load_data``: its val folder, or the same seeded split of its training folder). With
 ``--data-dir DIR``: DIR's ``val/`` (or ``val_list.txt``) when it has one, else every image in DIR.
-Images go through ``build_transform(cfg, train=False)`` via ``engine.make_loader``, exactly as
+Images go through ``build_transform(cfg, train=False)`` via ``data.loader.make_loader``, exactly as
 evaluation during training does, so the accuracy printed here is the one training reported.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from . import cli as _cli  # noqa: F401  (first: it quiets Paddle's C++ logs before Paddle loads)
 from . import checkpoint as ckpt
-from .dataset import DataError, SampleSet, drop_unreadable, find_samples, resolve_splits
+from .data.check import drop_unreadable
+from .data.layouts import DataError, SampleSet, find_samples, resolve_splits
+from .data.loader import make_loader
+from .data.split import load_data
+from .metrics import classification_report, format_report, predict_probs
+from .plots import close_all, plot_confusion_matrix, plot_curves
+from .runlog import HISTORY, VdlLogger, read_history
+from .runtime import setup_device
 
 CONFUSION_PNG = "confusion_matrix.png"
 CURVES_PNG = "curves.png"
 REPORT_JSON = "evaluation.json"
 
 
-# ------------------------------------------------------------------------------------ metrics
-def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
-    """(C, C) int64 counts: row = true class, column = predicted class."""
-    labels, preds = np.asarray(labels, np.int64), np.asarray(preds, np.int64)
-    cm = np.zeros((num_classes, num_classes), np.int64)
-    np.add.at(cm, (labels, preds), 1)
-    return cm
-
-
-def per_class_metrics(cm: np.ndarray, classes: Sequence[str]) -> List[Dict[str, Any]]:
-    """Precision, recall, F1 and support per class from a confusion matrix. A class never
-    predicted has precision 0 (not NaN), as scikit-learn reports it with zero_division=0."""
-    cm = np.asarray(cm, np.float64)
-    tp = np.diag(cm)
-    predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
-    rows = []
-    for k, name in enumerate(classes):
-        p = tp[k] / predicted[k] if predicted[k] else 0.0
-        r = tp[k] / actual[k] if actual[k] else 0.0
-        f1 = 2 * p * r / (p + r) if p + r else 0.0
-        rows.append({"class": name, "precision": float(p), "recall": float(r), "f1": float(f1),
-                     "support": int(actual[k])})
-    return rows
-
-
-def classification_report(labels: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> Dict[str, Any]:
-    """Accuracy, the confusion matrix and per-class metrics of the arg-max predictions."""
-    labels = np.asarray(labels, np.int64)
-    preds = np.asarray(probs).argmax(axis=1) if len(labels) else np.zeros(0, np.int64)
-    cm = confusion_matrix(labels, preds, len(classes))
-    per_class = per_class_metrics(cm, classes)
-    return {"accuracy": float((preds == labels).mean()) if len(labels) else float("nan"),
-            "n": int(len(labels)), "classes": list(classes), "confusion_matrix": cm.tolist(),
-            "per_class": per_class,
-            "macro_f1": float(np.mean([r["f1"] for r in per_class])) if per_class else float("nan")}
-
-
-def format_report(report: Dict[str, Any]) -> str:
-    """The report as a plain-text table (what the command prints)."""
-    width = max([len(r["class"]) for r in report["per_class"]] + [9])
-    lines = [f"accuracy {report['accuracy']:.4f} on {report['n']} images",
-             f"{'class':<{width}}  precision  recall     f1  support"]
-    for r in report["per_class"]:
-        lines.append(f"{r['class']:<{width}}  {r['precision']:9.4f}  {r['recall']:6.4f}  "
-                     f"{r['f1']:.4f}  {r['support']:7d}")
-    lines.append(f"{'macro F1':<{width}}  {'':9}  {'':6}  {report['macro_f1']:.4f}")
-    return "\n".join(lines)
-
-
 # ----------------------------------------------------------------------------------- the data
 def eval_samples(cfg, classes: Sequence[str], data_dir: Optional[str] = None) -> SampleSet:
     """The images to evaluate (see the module docstring), in the checkpoint's class order."""
     if data_dir is None:
-        from .engine import load_data
         if not cfg.data_dir or not Path(cfg.data_dir).exists():
             raise DataError(f"the checkpoint's data folder {cfg.data_dir!r} is not here; "
                             "pass --data-dir")
@@ -101,8 +57,6 @@ def evaluate_checkpoint(weights: str, data_dir: Optional[str] = None, batch_size
     """Evaluate ``weights`` (a checkpoint folder); write the PNGs and ``evaluation.json`` into
     ``out_dir`` (default: the checkpoint folder) and the PR curve into ``<run>/vdl``, where
     ``<run>`` is the checkpoint folder's parent (the training ``--output``)."""
-    from .engine import HISTORY, VdlLogger, make_loader, predict_probs, read_history, setup_device
-    from .plots import close_all, plot_confusion_matrix, plot_curves
     setup_device(device)
     folder = ckpt.resolve_checkpoint(Path(weights))
     model, cfg, classes, meta = ckpt.load_model(folder)
@@ -145,7 +99,7 @@ def evaluate_checkpoint(weights: str, data_dir: Optional[str] = None, batch_size
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m paddle_catdog.evaluate",
+        prog="catdog-evaluate",
         description="Evaluate a checkpoint: accuracy, per-class precision/recall/F1, "
                     f"{CONFUSION_PNG} and {CURVES_PNG} beside the weights, a PR curve in VisualDL.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -170,17 +124,17 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not log the PR curve to <run>/vdl")
 
 
-def run(weights: Optional[str], output: str = "output", **kwargs) -> int:
-    """Evaluate, print the table and the files written; expected failures are one error line
-    and exit code 2 (as run_train.py and run_predict.py do)."""
-    from .engine import TrainingError
-    from .predict import find_default_weights
-    try:
-        folder = weights or str(find_default_weights(output))
-        report = evaluate_checkpoint(folder, **kwargs)
-    except (DataError, ckpt.CheckpointError, TrainingError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def evaluate(args: argparse.Namespace, **overrides) -> int:
+    """Evaluate as ``args`` (from ``build_parser``) says, with ``overrides`` taking precedence;
+    print the table and the files written."""
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1 (got {args.batch_size})")
+    options = dict(data_dir=args.data_dir, batch_size=args.batch_size, device=args.device,
+                   num_workers=args.num_workers, out_dir=args.out_dir, vdl=args.vdl, progress=False)
+    output = overrides.pop("output", ckpt.DEFAULT_OUTPUT)
+    options.update(overrides)
+    folder = args.weights or str(ckpt.find_default_weights(output))
+    report = evaluate_checkpoint(folder, **options)
     print(f"checkpoint {report['weights']} (epoch {report['epoch']}), data {report['data']}")
     if report["skipped"]:
         print(f"skipped {len(report['skipped'])} undecodable file(s), e.g. {report['skipped'][0][0]}")
@@ -188,16 +142,3 @@ def run(weights: Optional[str], output: str = "output", **kwargs) -> int:
     for what, path in report["files"].items():
         print(f"{what}: {path}")
     return 0
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.batch_size is not None and args.batch_size < 1:
-        print(f"error: --batch-size must be at least 1 (got {args.batch_size})", file=sys.stderr)
-        return 2
-    return run(args.weights, data_dir=args.data_dir, batch_size=args.batch_size, device=args.device,
-               num_workers=args.num_workers, out_dir=args.out_dir, vdl=args.vdl, progress=False)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

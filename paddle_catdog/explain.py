@@ -10,8 +10,7 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
-from .engine import image_grid
-from .transforms import build_transform, read_bytes
+from .transforms import build_transform, image_grid, read_bytes
 
 
 def load_image(path: str, cfg) -> Tuple[np.ndarray, np.ndarray]:

@@ -2,7 +2,7 @@
 
 Every function returns a matplotlib ``Figure`` (notebooks display it) and, given ``path``, also
 writes it as a PNG (the evaluation command and the README). Nothing here computes results: the
-numbers come from evaluate.py, explain.py and engine.py so the pictures show the tested code.
+numbers come from evaluate.py, explain.py and train/ so the pictures show the tested code.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import matplotlib
 

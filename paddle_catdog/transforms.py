@@ -209,3 +209,17 @@ def build_transform(cfg, train: bool, decode: bool = True) -> Compose:
         # ImageNet recipes do (224 from 256 is crop_ratio 0.875).
         ops = [ResizeShort(round(size / cfg.eval_crop_ratio)), CenterCrop(size)]
     return Compose(([Decode()] if decode else []) + ops + [Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def image_grid(batch: np.ndarray, ncol: int = 8) -> np.ndarray:
+    """Normalized CHW batch -> one HWC uint8 picture, undoing ``Normalize``: what the model sees."""
+    mean = np.asarray(IMAGENET_MEAN, np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(IMAGENET_STD, np.float32).reshape(1, 3, 1, 1)
+    imgs = np.clip((batch * std + mean) * 255, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    n, h, w, c = imgs.shape
+    nrow = math.ceil(n / ncol)
+    grid = np.full((nrow * h, min(n, ncol) * w, c), 255, np.uint8)
+    for i, img in enumerate(imgs):
+        r, col = divmod(i, ncol)
+        grid[r * h:(r + 1) * h, col * w:(col + 1) * w] = img
+    return grid

@@ -1,10 +1,12 @@
 """Shared test helpers: generated images (never the shared photos) and the real-data path."""
 from __future__ import annotations
 
+import importlib.util
 import os
+import subprocess
 import sys
-import warnings
 from pathlib import Path
+from types import ModuleType
 from typing import Dict, List, Optional
 
 import cv2
@@ -12,9 +14,20 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("GLOG_minloglevel", "2")
-warnings.filterwarnings("ignore", message=".*ccache.*")
+
+
+def run_script(script: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run one of the repository's top-level scripts (run_train.py, ...) as a user would."""
+    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def load_tool(name: str) -> ModuleType:
+    """A development tool from tools/ (not part of the installed package), loaded from its file."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def stripes(label: int, size: int, rng: np.random.Generator) -> np.ndarray:

@@ -8,9 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from conftest import make_class_folders
-from paddle_catdog import data
-from paddle_catdog.cli import train_main
-from paddle_catdog.dataset import DataError
+from paddle_catdog.data import download as data
+from paddle_catdog.cli import data_main, train_main
+from paddle_catdog.data.layouts import DataError
 
 NAME = "kagglecatsanddogs_test.zip"
 
@@ -133,7 +133,7 @@ def test_offline_is_one_line_saying_where_to_put_the_data(tmp_path, capsys):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     start = time.time()
-    code = data.main(["download", "--url", f"http://127.0.0.1:{port}/{NAME}", "--dest",
+    code = data_main(["download", "--url", f"http://127.0.0.1:{port}/{NAME}", "--dest",
                       str(tmp_path / "d"), "--no-progress"])
     err = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error:")]
     assert code == 2 and time.time() - start < 5
@@ -142,6 +142,7 @@ def test_offline_is_one_line_saying_where_to_put_the_data(tmp_path, capsys):
 
 def test_no_data_says_how_to_get_it(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CATDOG_DATA", raising=False)  # the resolver would find the shared photos
     assert train_main(["--no-progress"]) == 2
     err = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error:")]
     assert len(err) == 1 and "--download" in err[0] and "kaggle.com" in err[0], err

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from conftest import make_class_folders, make_kaggle_flat, stripes, tiny_config, write_image
-from paddle_catdog.dataset import (DataError, ImageDataset, drop_unreadable, find_samples,
-                                   limit_per_class, resolve_splits, stratified_split)
-from paddle_catdog.engine import load_data
+from paddle_catdog.data.check import drop_unreadable
+from paddle_catdog.data.layouts import DataError, find_samples, resolve_splits
+from paddle_catdog.data.loader import ImageDataset
+from paddle_catdog.data.split import limit_per_class, load_data, stratified_split
 from paddle_catdog.transforms import build_transform
 
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(not paddle.distributed.is_available(),
 
 
 def launch(log_dir, *args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ)
     cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
            "--log_dir", str(log_dir), str(ROOT / "run_train.py"), *args]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)

@@ -8,11 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT, make_kaggle_flat, tiny_config
-from paddle_catdog.evaluate import (CONFUSION_PNG, CURVES_PNG, REPORT_JSON, classification_report,
-                                    confusion_matrix, evaluate_checkpoint, format_report,
-                                    per_class_metrics)
-from test_train import run_script
+from conftest import ROOT, make_kaggle_flat, run_script, tiny_config
+from paddle_catdog.evaluate import CONFUSION_PNG, CURVES_PNG, REPORT_JSON, evaluate_checkpoint
+from paddle_catdog.metrics import classification_report, confusion_matrix, format_report, per_class_metrics
 
 
 def test_confusion_matrix_and_metrics_by_hand():
@@ -67,7 +65,7 @@ def test_plots_write_valid_pngs(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """Two epochs of the plain CNN at 32 px: a real checkpoint, history and vdl folder."""
-    from paddle_catdog.engine import fit
+    from paddle_catdog.train import fit
     root = tmp_path_factory.mktemp("evalrun")
     make_kaggle_flat(root / "data" / "train", 30, seed=1)
     make_kaggle_flat(root / "data" / "val", 10, seed=2, start=1000)
@@ -104,9 +102,9 @@ def test_evaluate_checkpoint_writes_report_pngs_and_pr_curve(tiny_run, tmp_path)
 def test_evaluate_cli_and_eval_only(tiny_run, tmp_path):
     root, best = tiny_run
     # run as a module, the way the README says
-    r = subprocess.run([sys.executable, "-m", "paddle_catdog.evaluate", "--weights", str(best),
+    r = subprocess.run([sys.executable, "-m", "paddle_catdog", "evaluate", "--weights", str(best),
                         "--out-dir", str(tmp_path / "a"), "--no-vdl"], cwd=ROOT, capture_output=True,
-                       text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                       text=True, timeout=300, env=dict(os.environ))
     assert r.returncode == 0, r.stderr
     assert "accuracy" in r.stdout and "precision" in r.stdout and "cat" in r.stdout and "dog" in r.stdout
     assert _is_png(tmp_path / "a" / CONFUSION_PNG)

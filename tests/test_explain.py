@@ -6,10 +6,11 @@ from paddle import nn
 
 from conftest import make_kaggle_flat
 from paddle_catdog import basics
-from paddle_catdog.datapath import ENV_VAR, find_data_dir
-from paddle_catdog.dataset import DataError
+from paddle_catdog.data.locate import ENV_VAR, find_data_dir
+from paddle_catdog.data.layouts import DataError
 from paddle_catdog.explain import (default_layers, feature_maps, grad_cam, most_confident_mistakes)
 from paddle_catdog.models import create_model
+from paddle_catdog.runtime import count_params
 
 
 def test_find_data_dir_order_and_messages(tmp_path, monkeypatch):
@@ -53,8 +54,8 @@ def test_pooling_values_and_a_quarter_remains():
 
 def test_parameter_counts_match_real_layers():
     counts = basics.conv_vs_dense_params(6, 5, 3, 4, kernel=3)
-    assert counts["conv"] == basics.count_params(nn.Conv2D(3, 4, 3, padding=1))
-    assert counts["dense"] == basics.count_params(nn.Linear(6 * 5 * 3, 6 * 5 * 4))
+    assert counts["conv"] == count_params(nn.Conv2D(3, 4, 3, padding=1))
+    assert counts["dense"] == count_params(nn.Linear(6 * 5 * 3, 6 * 5 * 4))
     # the conv count does not grow with the image; the dense one grows with its square
     assert basics.conv_vs_dense_params(60, 50, 3, 4)["conv"] == counts["conv"]
     assert basics.conv_vs_dense_params(12, 10, 3, 4)["dense"] > 15 * counts["dense"]

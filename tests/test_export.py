@@ -10,19 +10,19 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import ROOT, make_kaggle_flat
-from test_train import run_script
+from conftest import ROOT, make_kaggle_flat, run_script
 from paddle_catdog import checkpoint as ckpt
 from paddle_catdog.config import TrainConfig
-from paddle_catdog.export import (CACHE_DIR, EXPORT_META, ensure_exported, export_checkpoint,
+from paddle_catdog.predict.export import (CACHE_DIR, EXPORT_META, ensure_exported, export_checkpoint,
                                   model_files, read_export_meta)
-from paddle_catdog.inference import InferencePredictor, fast_bf16, resolve_precision
+from paddle_catdog.predict.inference import InferencePredictor, fast_bf16, resolve_precision
 from paddle_catdog.models import create_model
-from paddle_catdog.predict import Predictor, load_predictor
+from paddle_catdog.predict.load import load_predictor
+from paddle_catdog.predict.predictor import Predictor
 
 
 def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ)
     return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
 
@@ -145,7 +145,7 @@ def test_predict_paths_keeps_order_around_bad_files(tmp_path, images):
 def test_export_cli_and_engine_choices(tmp_path, images):
     best = make_checkpoint(tmp_path / "best", "cnn", 32)
     out = tmp_path / "exported"
-    r = run_module("paddle_catdog.export", "--weights", str(best), "--output", str(out))
+    r = run_module("paddle_catdog", "export", "--weights", str(best), "--output", str(out))
     assert r.returncode == 0, r.stderr
     assert (out / EXPORT_META).is_file() and "Traceback" not in r.stderr
 
@@ -174,7 +174,7 @@ def test_export_cli_and_engine_choices(tmp_path, images):
     assert r.returncode == 2 and "invalid choice" in r.stderr
     r = run_script("run_predict.py", "--precision", "int4", "--img", images[0])
     assert r.returncode == 2 and "invalid choice" in r.stderr
-    r = run_module("paddle_catdog.export", "--weights", str(tmp_path / "nothing"), "--output", str(out))
+    r = run_module("paddle_catdog", "export", "--weights", str(tmp_path / "nothing"), "--output", str(out))
     assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
 
 

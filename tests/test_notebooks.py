@@ -4,13 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, make_kaggle_flat, real_data, requires_real_data
+from conftest import ROOT, load_tool, make_kaggle_flat, real_data, requires_real_data
 
 nbformat = pytest.importorskip("nbformat", reason="pip install -r requirements-notebooks.txt")
 pytest.importorskip("nbclient", reason="pip install -r requirements-notebooks.txt")
 pytest.importorskip("ipykernel", reason="pip install -r requirements-notebooks.txt")
 
-from paddle_catdog.notebooks import PARAMETERS_TAG, execute_notebook, has_outputs  # noqa: E402
+run_notebooks = load_tool("run_notebooks")
+PARAMETERS_TAG, execute_notebook, has_outputs = (run_notebooks.PARAMETERS_TAG, run_notebooks.execute_notebook,
+                                                 run_notebooks.has_outputs)
 
 NOTEBOOKS = ROOT / "notebooks"
 NAMES = ["01_cnn_basics.ipynb", "02_train.ipynb", "03_predict_and_explain.ipynb"]
@@ -21,7 +23,7 @@ def test_committed_notebooks_are_stripped_and_parameterised():
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == NAMES
     for name in NAMES:
         nb = nbformat.read(str(NOTEBOOKS / name), as_version=4)
-        assert not has_outputs(nb), f"{name} has outputs: python -m paddle_catdog.notebooks strip notebooks/*.ipynb"
+        assert not has_outputs(nb), f"{name} has outputs: python tools/run_notebooks.py strip notebooks/*.ipynb"
         tagged = [c for c in nb.cells if PARAMETERS_TAG in c.metadata.get("tags", [])]
         assert len(tagged) == 1 and "DATA_DIR = None" in tagged[0].source, name
         assert nb.cells.index(tagged[0]) <= 1, f"{name}: the parameters cell must come first"

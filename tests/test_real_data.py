@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from conftest import real_data, requires_real_data
-from test_train import run_script
+from conftest import run_script
 
 pytestmark = requires_real_data
 

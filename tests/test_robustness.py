@@ -25,12 +25,17 @@ import pytest
 
 from conftest import ROOT, make_class_folders, make_kaggle_flat, stripes, tiny_config, write_image
 from paddle_catdog import checkpoint as ckpt
-from paddle_catdog import engine
+from paddle_catdog.data import split
+from paddle_catdog.runlog import HISTORY, read_history
+from paddle_catdog.runtime import setup_logging
+from paddle_catdog.train import recipe as fitting
+from paddle_catdog.train import loop
+from paddle_catdog.train.optim import build_optimizer
 from paddle_catdog.cli import train_main
 from paddle_catdog.config import TrainConfig
 from paddle_catdog.models import create_model
-from paddle_catdog.predict import Predictor
-from paddle_catdog.predict import main as predict_main
+from paddle_catdog.cli import predict_main
+from paddle_catdog.predict.predictor import Predictor
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -136,13 +141,13 @@ def test_training_skips_each_bad_file_once_and_uses_the_rest(messy, workers, mon
     def spy_load_data(cfg, check=True):  # keep what fit trained on
         seen["data"] = load_data(cfg, check)
         return seen["data"]
-    load_data = engine.load_data
-    monkeypatch.setattr(engine, "load_data", spy_load_data)
+    load_data = split.load_data
+    monkeypatch.setattr(fitting, "load_data", spy_load_data)
     handler = _Lines()
     logging.getLogger("paddle_catdog").addHandler(handler)
     out = root / f"out{workers}"
     try:
-        best = engine.fit(tiny_config(root / "data", out, num_workers=workers, batch_size=8,
+        best = fitting.fit(tiny_config(root / "data", out, num_workers=workers, batch_size=8,
                                       val_split=0.2, log_images=False))
     finally:
         logging.getLogger("paddle_catdog").removeHandler(handler)
@@ -166,7 +171,7 @@ def test_predict_names_each_bad_file_and_predicts_the_rest(messy):
     weights = root / "out0" / "best"
     if not (weights / ckpt.META).is_file():  # run alone: make a checkpoint without training
         _save_untrained(weights, "cnn", ["cat", "dog"])
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ)
     # decoded as the OS does file names, so names that are not UTF-8 compare equal
     r = subprocess.run([sys.executable, str(ROOT / "run_predict.py"), "--weights", str(weights),
                         "--img", str(root / "data")], env=env, capture_output=True,
@@ -185,7 +190,7 @@ def test_predict_names_each_bad_file_and_predicts_the_rest(messy):
 
 def test_skip_reasons_are_the_same_in_training_and_prediction(tmp_path):
     """One rule for "usable": the pre-training check and prediction's Decode agree."""
-    from paddle_catdog.dataset import check_image
+    from paddle_catdog.data.check import check_image
     from paddle_catdog.transforms import Decode, ImageDecodeError
     jpg = cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))[1].tobytes()
     cases = {"empty.jpg": b"", "cut.jpg": jpg[:-2], "text.jpg": b"hello",
@@ -207,7 +212,7 @@ def test_skip_reasons_are_the_same_in_training_and_prediction(tmp_path):
 def _save_untrained(folder: Path, model: str, classes: List[str], **cfg_values) -> Path:
     cfg = TrainConfig(model=model, image_size=32, width=8, epochs=3, **cfg_values)
     net = create_model(model, num_classes=len(classes), **cfg.model_options())
-    optimizer, scheduler = engine.build_optimizer(cfg, net, steps_per_epoch=5)
+    optimizer, scheduler = build_optimizer(cfg, net, steps_per_epoch=5)
     return ckpt.save_checkpoint(folder, net, cfg, classes, epoch=1, best_metric=0.5,
                                 optimizer=optimizer, scheduler=scheduler)
 
@@ -240,7 +245,7 @@ def checkpoints(tmp_path):
 def quiet_log(monkeypatch):
     """fit's progress log has its own stderr handler; point it elsewhere so that capsys sees
     only what the CLI prints for the error."""
-    engine.setup_logging()
+    setup_logging()
     for handler in logging.getLogger("paddle_catdog").handlers:
         if isinstance(handler, logging.StreamHandler):
             monkeypatch.setattr(handler, "stream", io.StringIO())
@@ -306,8 +311,9 @@ def test_predict_with_wrong_or_corrupt_checkpoint(checkpoints, tmp_path, capsys,
 KILL_DRIVER = r"""
 import os, signal, sys
 from pathlib import Path
-from paddle_catdog import checkpoint, engine
+from paddle_catdog import checkpoint
 from paddle_catdog.cli import train_main
+from paddle_catdog.train import recipe as fit
 
 point, _, nth = os.environ["KILL_AT"].partition("@")
 kind, _, folder = point.partition(":")
@@ -321,12 +327,12 @@ def counted(name):
     return calls.count(name) == int(nth)
 
 if kind == "evaluate":
-    real_evaluate = engine.evaluate
-    def evaluate(*a, **k):
+    real_score = fit.score
+    def score(*a, **k):
         if counted("evaluate"):
             kill()
-        return real_evaluate(*a, **k)
-    engine.evaluate = evaluate
+        return real_score(*a, **k)
+    fit.score = score
 elif kind == "weights":
     real_save_file = checkpoint.save_file
     def save_file(tensors, path, **k):
@@ -362,7 +368,7 @@ def test_killed_training_resumes_to_the_right_end(tmp_path):
             "--no-progress", "--no-log-images"]
 
     def run(kill_at: Optional[str], *extra: str):
-        env = dict(os.environ, PYTHONPATH=str(ROOT), KILL_AT=kill_at or "none@0")
+        env = dict(os.environ, KILL_AT=kill_at or "none@0")
         return subprocess.run([sys.executable, str(driver), *args, *extra], env=env,
                               capture_output=True, text=True, timeout=300)
 
@@ -391,7 +397,7 @@ def test_killed_training_resumes_to_the_right_end(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "at epoch 2" in r.stderr
     assert _epoch(out / "last") == 3
-    assert [row["epoch"] for row in engine.read_history(out / engine.HISTORY)] == [1, 2, 3]
+    assert [row["epoch"] for row in read_history(out / HISTORY)] == [1, 2, 3]
     assert not list(out.glob("*.tmp")) and not list(out.glob("*.old"))
     model, cfg, classes, meta = ckpt.load_model(out / "best")
     assert classes == ["cat", "dog"] and 1 <= meta["epoch"] <= 3
@@ -404,14 +410,14 @@ def test_killed_training_resumes_to_the_right_end(tmp_path):
 def test_non_finite_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(
         kaggle_root, tmp_path, capsys, monkeypatch, quiet_log):
     """80 training images, batch 16: steps 1-5 are epoch 1; the loss turns NaN on step 7."""
-    real = engine.F.cross_entropy
+    real = loop.F.cross_entropy
     calls = []
 
     def cross_entropy(*a, **k):
         calls.append(1)
         loss = real(*a, **k)
         return loss * float("nan") if len(calls) == 7 else loss
-    monkeypatch.setattr(engine.F, "cross_entropy", cross_entropy)
+    monkeypatch.setattr(loop.F, "cross_entropy", cross_entropy)
     out = tmp_path / "o"
     code = train_main(["--data-dir", str(kaggle_root), "--output", str(out), "--model", "cnn",
                        "--image-size", "32", "--epochs", "3", "--batch-size", "16",

@@ -1,25 +1,17 @@
 """Training end to end on generated images: learning, checkpoints, resume, and the CLIs."""
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import paddle
 import pytest
 
-from conftest import ROOT, make_kaggle_flat, tiny_config, write_image
+from conftest import make_kaggle_flat, run_script, tiny_config
 from paddle_catdog import checkpoint as ckpt
 from paddle_catdog.config import TrainConfig
-from paddle_catdog.engine import fit
-from paddle_catdog.predict import Predictor
-
-
-def run_script(script: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+from paddle_catdog.train import fit
+from paddle_catdog.predict.predictor import Predictor
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +106,7 @@ def test_resume_continues_epoch_optimizer_and_schedule(tmp_path, kaggle_root):
     first = paddle.load(str(last / ckpt.TRAIN_STATE))
     assert json.loads((last / ckpt.META).read_text())["epoch"] == 1
 
-    fit(tiny_config(kaggle_root, tmp_path / "out", epochs=2, resume="auto"), explicit={"epochs", "resume"})
+    fit(tiny_config(kaggle_root, tmp_path / "out", epochs=2, resume="auto"), typed={"epochs", "resume"})
     meta = json.loads((last / ckpt.META).read_text())
     second = paddle.load(str(last / ckpt.TRAIN_STATE))
     assert meta["epoch"] == 2 and meta["config"]["epochs"] == 2
@@ -122,7 +114,7 @@ def test_resume_continues_epoch_optimizer_and_schedule(tmp_path, kaggle_root):
     assert steps_per_epoch > 0
     assert second["scheduler"]["last_epoch"] == 2 * steps_per_epoch  # the schedule went on
     assert second["scheduler"]["total_steps"] == 2 * steps_per_epoch
-    from paddle_catdog.engine import HISTORY, read_history
+    from paddle_catdog.runlog import HISTORY, read_history
     assert [r["epoch"] for r in read_history(tmp_path / "out" / HISTORY)] == [1, 2]
     # AdamW's step counters continued from the first run instead of starting again
     beta_keys = [k for k in second["optimizer"] if k.startswith("fc.weight_") and "beta1_pow_acc" in k]
@@ -194,7 +186,7 @@ def test_bad_checkpoints_are_clear_errors(tmp_path, trained):
 
 
 def test_progressive_resizing_schedule_and_budget():
-    from paddle_catdog.engine import epochs_for_budget, train_size
+    from paddle_catdog.train.budget import epochs_for_budget, train_size
     cfg = TrainConfig(image_size=128, start_image_size=64, epochs=20)
     sizes = [train_size(cfg, e) for e in range(20)]
     assert sizes[0] == 64 and sizes[-1] == 128
@@ -207,13 +199,13 @@ def test_progressive_resizing_schedule_and_budget():
     ramped = epochs_for_budget(cfg, 1000, 0, train_s=40, other_s=10)
     assert fixed == 1 + int(970 // 50)
     assert 2 <= ramped < fixed
-    from paddle_catdog.engine import SIZE_COST_EXPONENT as k
+    from paddle_catdog.train.budget import SIZE_COST_EXPONENT as k
     cost = lambda n: sum(40 * (train_size(cfg, e, n) / 64) ** k + 10 for e in range(1, n))
     assert cost(ramped) <= 970 < cost(ramped + 1)  # the most epochs that fit
 
 
 def test_budget_is_re_estimated_from_the_newest_epoch_and_skips_early_evaluations():
-    from paddle_catdog.engine import SIZE_COST_EXPONENT as k, epochs_for_budget, evaluates, train_size
+    from paddle_catdog.train.budget import SIZE_COST_EXPONENT as k, epochs_for_budget, evaluates, train_size
     cfg = TrainConfig(image_size=128, start_image_size=64, eval_from=0.6)
     # the first epoch and the last 40% are evaluated, nothing in between
     assert [e for e in range(10) if evaluates(cfg, e, 10)] == [0, 5, 6, 7, 8, 9]
@@ -235,11 +227,11 @@ def test_budget_is_re_estimated_from_the_newest_epoch_and_skips_early_evaluation
 
 
 def test_budget_cut_short_still_evaluates_the_last_epoch(tmp_path, kaggle_root, monkeypatch):
-    from paddle_catdog import engine
+    from paddle_catdog.train import budget
     # the budget first plans 4 epochs, then after epoch 2 finds no time left
-    monkeypatch.setattr(engine, "epochs_for_budget", lambda cfg, *a, done=1, **k: 4 if done == 1 else done)
-    cfg = tiny_config(kaggle_root, tmp_path / "out", epochs=20, time_budget=5.0, eval_from=1.0)
-    fit(cfg, explicit={"time_budget"})
+    monkeypatch.setattr(budget, "epochs_for_budget", lambda cfg, *a, done=1, **k: 4 if done == 1 else done)
+    cfg = tiny_config(kaggle_root, tmp_path / "out", epochs=None, time_budget=5.0, eval_from=1.0)
+    fit(cfg)
     rows = [json.loads(line) for line in (tmp_path / "out" / "history.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     assert all("val_acc" in r for r in rows)  # epoch 2 was planned without evaluation

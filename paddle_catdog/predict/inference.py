@@ -11,18 +11,22 @@ import os
 from pathlib import Path
 
 import numpy as np
+import paddle
 import paddle.inference as paddle_infer
 
-from . import checkpoint as ckpt
+from .. import checkpoint as ckpt
+from ..runtime import setup_device
+from ..transforms import build_transform
 from .export import ensure_exported, model_files, read_export_meta
-from .predict import PRECISIONS, BasePredictor
-from .transforms import build_transform
+from .predictor import BasePredictor
 
 # oneDNN caches its compiled kernels per input shape; a folder needs two (full and last batch),
 # a service a few more. Bounded so a caller sending every batch size cannot grow memory forever.
 ONEDNN_SHAPE_CACHE = 8
 
-# The CPU predictor's precision (one of predict.PRECISIONS). bf16 runs oneDNN's bfloat16
+PRECISIONS = ("auto", "fp32", "bf16")
+
+# The CPU predictor's precision. bf16 runs oneDNN's bfloat16
 # kernels, which CPUs with AMX or AVX512-BF16 execute natively: ResNet-18 at 224 px ran ~3x faster
 # than fp32 here, with the same val/ accuracy (benchmarks/README.md). 'auto' picks bf16 on such
 # CPUs and fp32 elsewhere (emulated bf16 is slower than fp32); fp32 matches the dygraph model to 1e-4.
@@ -31,8 +35,7 @@ ONEDNN_SHAPE_CACHE = 8
 def fast_bf16() -> bool:
     """True when this CPU computes bfloat16 natively (AMX or AVX512-BF16), per Paddle's check."""
     try:
-        from paddle.base import core
-        return bool(core.supports_bfloat16_fast_performance())
+        return bool(paddle.base.core.supports_bfloat16_fast_performance())
     except Exception:  # an older or stripped build without the check: stay exact
         return False
 
@@ -76,7 +79,6 @@ class InferencePredictor(BasePredictor):
 
     def __init__(self, weights: str, device: str = "auto", num_threads: int = 0,
                  precision: str = "auto") -> None:
-        from .engine import setup_device
         chosen = setup_device(device, num_threads)  # validates --device gpu like training does
         self.precision = resolve_precision(precision, chosen)
         self.folder = ensure_exported(Path(weights))

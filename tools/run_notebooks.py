@@ -1,8 +1,9 @@
-"""Run and clean the notebooks in notebooks/ (needs requirements-notebooks.txt).
+"""A development tool: run and clean the notebooks in notebooks/ (needs the notebooks extra:
+pip install -e ".[notebooks]").
 
-    python -m paddle_catdog.notebooks run notebooks/*.ipynb -p DATA_DIR=../shared/data/dogs-vs-cats \
+    python tools/run_notebooks.py run notebooks/*.ipynb -p DATA_DIR=../shared/data/dogs-vs-cats \
         -p FIGURES_DIR=docs/img --out-dir /tmp/executed
-    python -m paddle_catdog.notebooks strip notebooks/*.ipynb
+    python tools/run_notebooks.py strip notebooks/*.ipynb
 
 ``run`` executes each notebook top to bottom with nbclient, the way papermill does: the values
 given with ``-p`` go into a new cell right after the cell tagged ``parameters``, and the first
@@ -18,6 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
 # Parameters naming files or folders: given relative to where the command runs, while the kernel
@@ -27,7 +32,6 @@ PATH_PARAMETERS = ("DATA_DIR", "OUTPUT", "WEIGHTS", "FIGURES_DIR")
 
 def inject_parameters(nb, parameters: Dict[str, Any]):
     """Insert ``NAME = value`` lines after the ``parameters`` cell (raises when there is none)."""
-    import nbformat
     index = next((i for i, c in enumerate(nb.cells) if PARAMETERS_TAG in c.get("metadata", {}).get("tags", [])),
                  None)
     if index is None:
@@ -44,8 +48,6 @@ def execute_notebook(path: Path, parameters: Optional[Dict[str, Any]] = None, ti
                      out_path: Optional[Path] = None):
     """Execute ``path`` with ``parameters``; raise nbclient's CellExecutionError on a failing
     cell. Writes the executed notebook to ``out_path`` when given (also after a failure)."""
-    import nbformat
-    from nbclient import NotebookClient
     path = Path(path)
     nb = inject_parameters(nbformat.read(str(path), as_version=4), dict(parameters or {}))
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
@@ -89,7 +91,7 @@ def parse_parameter(text: str, cwd: Path) -> tuple:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m paddle_catdog.notebooks", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python tools/run_notebooks.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute notebooks top to bottom")
@@ -100,12 +102,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     strip = sub.add_parser("strip", help="remove outputs in place (before committing)")
     strip.add_argument("notebooks", nargs="+", type=Path)
     args = parser.parse_args(argv)
-    import nbformat
     if args.command == "strip":
         for path in args.notebooks:
             nbformat.write(strip_outputs(nbformat.read(str(path), as_version=4)), str(path))
         return 0
-    from nbclient.exceptions import CellExecutionError
     try:
         parameters = dict(parse_parameter(p, Path.cwd()) for p in args.parameter)
     except ValueError as e:

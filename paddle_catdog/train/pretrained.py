@@ -18,15 +18,16 @@ from __future__ import annotations
 import logging
 import socket
 from pathlib import Path
-from typing import Dict, List, Optional, Set
+from typing import Dict, List, Set
 from urllib.parse import urlparse
 
 import numpy as np
 import paddle
 from paddle import nn
+from paddle.utils import download
 
-from . import checkpoint as ckpt
-from .config import TrainConfig
+from .. import checkpoint as ckpt
+from ..config import TrainConfig, with_defaults
 
 log = logging.getLogger("paddle_catdog")
 
@@ -78,12 +79,10 @@ def apply_pretrained_defaults(cfg: TrainConfig, explicit: Set[str]) -> TrainConf
         if "width" in explicit and cfg.width not in (0, IMAGENET_WIDTH):
             raise PretrainedError(f"--pretrained imagenet needs --width {IMAGENET_WIDTH} "
                                   f"(the published networks' width), got {cfg.width}")
-    values = cfg.to_dict()
-    values.update({k: v for k, v in PRETRAINED_DEFAULTS.items() if k not in explicit})
     changed = {k: v for k, v in PRETRAINED_DEFAULTS.items() if k not in explicit and getattr(cfg, k) != v}
     if changed:
         log.info("--pretrained: fine-tuning defaults %s", changed)
-    return TrainConfig.from_dict(values).validate()
+    return with_defaults(cfg, PRETRAINED_DEFAULTS, explicit)
 
 
 def _check_reachable(url: str, timeout: float = CONNECT_TIMEOUT) -> None:
@@ -100,7 +99,6 @@ def _check_reachable(url: str, timeout: float = CONNECT_TIMEOUT) -> None:
 
 def imagenet_weights_path(model: str) -> Path:
     """The cached or freshly downloaded ImageNet .pdparams for ``model``."""
-    from paddle.utils import download
     url, md5 = IMAGENET_WEIGHTS[model]
     cached = Path(download.WEIGHTS_HOME) / Path(urlparse(url).path).name
     if not cached.is_file():  # the helper verifies the md5 of a cached file without network

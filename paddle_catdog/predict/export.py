@@ -1,5 +1,4 @@
-"""Export a checkpoint to Paddle's inference format: ``python -m paddle_catdog.export --weights CKPT
---output DIR``.
+"""Export a checkpoint to Paddle's inference format: ``catdog-export --weights CKPT --output DIR``.
 
 An exported folder holds::
 
@@ -20,24 +19,20 @@ and redoes it only when the checkpoint's weights, its meta.json or the Paddle ve
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
-import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from . import cli  # noqa: F401  (first: quiets Paddle's C++ logs before paddle is imported)
-
 import paddle
 from paddle import nn
 
-from . import checkpoint as ckpt
-from .config import TrainConfig
-from .models import Probabilities
-from .transforms import eval_size
+from .. import checkpoint as ckpt
+from ..config import TrainConfig
+from ..files import atomic_folder, sha256_of
+from ..models import Probabilities
+from ..runtime import setup_device
+from ..transforms import eval_size
 
 MODEL_PREFIX = "model"
 EXPORT_META = "export.json"
@@ -65,24 +60,15 @@ def is_exported(folder: Path) -> bool:
 def fingerprint(checkpoint: Path) -> Dict[str, str]:
     """What an export depends on: the checkpoint's weights and meta.json (by content, so a copied
     or touched checkpoint is not re-exported) and the Paddle version that wrote the graph."""
-    digest = {}
-    for name in (ckpt.WEIGHTS, ckpt.META):
-        h = hashlib.sha256()
-        with open(Path(checkpoint) / name, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        digest[name] = h.hexdigest()
-    return {"paddle": paddle.__version__, **digest}
+    return {"paddle": paddle.__version__,
+            **{name: sha256_of(Path(checkpoint) / name) for name in (ckpt.WEIGHTS, ckpt.META)}}
 
 
 def export_model(model: nn.Layer, cfg: TrainConfig, classes: Sequence[str], output: Path,
                  source: Optional[Dict[str, str]] = None) -> Path:
-    """Write ``model`` (eval mode, softmax appended) and ``export.json`` into ``output``. The
-    folder is written beside and renamed into place, so a reader never sees half an export."""
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=output.name + ".", suffix=".tmp", dir=output.parent))
-    try:
+    """Write ``model`` (eval mode, softmax appended) and ``export.json`` into ``output``
+    atomically (``files.atomic_folder``): a reader never sees half an export."""
+    with atomic_folder(Path(output)) as tmp:
         model.eval()
         size = eval_size(cfg)  # what build_transform(cfg, train=False) produces
         spec = paddle.static.InputSpec([None, 3, size, size], "float32", "image")
@@ -97,15 +83,7 @@ def export_model(model: nn.Layer, cfg: TrainConfig, classes: Sequence[str], outp
                 "output": "softmax probabilities (N, classes)", "config": cfg.to_dict(),
                 "source": source or {}}
         (tmp / EXPORT_META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        old = output.with_name(output.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if output.exists():
-            os.replace(output, old)
-        os.replace(tmp, output)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return output
+    return Path(output)
 
 
 def export_checkpoint(checkpoint: Path, output: Path) -> Path:
@@ -159,7 +137,7 @@ def ensure_exported(weights: Path) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m paddle_catdog.export",
+        prog="catdog-export",
         description="Export a training checkpoint to Paddle's inference format (static graph with "
                     "softmax, free batch size) plus export.json with the preprocessing config and "
                     "class names.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -168,19 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    from .engine import setup_device
-    try:
-        setup_device("cpu")  # exporting traces the graph; the device does not matter
-        folder = export_checkpoint(Path(args.weights), Path(args.output))
-    except (ckpt.CheckpointError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def export(args: argparse.Namespace) -> int:
+    setup_device("cpu")  # exporting traces the graph; the device does not matter
+    folder = export_checkpoint(Path(args.weights), Path(args.output))
     graph, params = model_files(folder)
     print(f"exported {args.weights} -> {folder} ({graph.name}, {params.name}, {EXPORT_META})")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

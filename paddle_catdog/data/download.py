@@ -9,54 +9,30 @@ holds a few empty or broken JPEGs), listing them in ``removed.txt``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import os
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
-from .dataset import DataError, drop_unreadable, find_samples
+from tqdm import tqdm
+
+from ..files import CHUNK, sha256_of
+from .check import drop_unreadable
+from .layouts import DataError, find_samples
+from .locate import DOWNLOAD_DEST, KAGGLE_PAGE, PETIMAGES_URL
 
 log = logging.getLogger("paddle_catdog")
 
-PETIMAGES_URL = ("https://download.microsoft.com/download/3/E/1/"
-                 "3E1C3F21-ECDB-4869-8368-6DEBA77B919F/kagglecatsanddogs_5340.zip")
-KAGGLE_PAGE = "https://www.kaggle.com/c/dogs-vs-cats/data"
-DEFAULT_DEST = "data"
-# Where run_train.py looks when no --data-dir is given: what `download` unpacks, then a Kaggle copy.
-DEFAULT_DATA_DIRS = ("data/PetImages", "data/dogs-vs-cats", "data/train")
-CHUNK = 1 << 20
 TIMEOUT = 30.0  # seconds without an answer before a connection counts as dead
 
 
 def manual_hint(dest: str) -> str:
     return (f"offline? download {PETIMAGES_URL} (or train.zip from {KAGGLE_PAGE}) elsewhere and "
             f"unpack it into {dest}/ (README: Data)")
-
-
-def missing_data_message() -> str:
-    """What run_train.py says when there is no --data-dir and nothing in the default places."""
-    return (f"no --data-dir given and no images in {', '.join(DEFAULT_DATA_DIRS)}: run "
-            f"'python run_train.py --download' (Microsoft's PetImages, about 800 MB, into "
-            f"{DEFAULT_DEST}/) or get train.zip from {KAGGLE_PAGE} and pass --data-dir to its "
-            "folder; layouts read: cat.N.jpg/dog.N.jpg names, one folder per class, or a list "
-            "file (README: Data)")
-
-
-def default_data_dir(data_dir: Optional[str]) -> str:
-    """``data_dir`` itself, or the first default place that exists; DataError says how to get
-    the photos when there is none."""
-    if data_dir:
-        return data_dir
-    for candidate in DEFAULT_DATA_DIRS:
-        if Path(candidate).is_dir() and any(Path(candidate).iterdir()):
-            return candidate
-    raise DataError(missing_data_message())
 
 
 def _total_size(response, offset: int) -> Optional[int]:
@@ -103,7 +79,6 @@ def download_file(url: str, path: Path, progress: bool = True, timeout: float = 
 
 
 def _copy_stream(response, part: Path, offset: int, total: Optional[int], progress: bool, url: str) -> None:
-    from tqdm import tqdm
     with open(part, "ab" if offset else "wb") as f, \
             tqdm(total=total, initial=offset, unit="B", unit_scale=True, disable=not progress,
                  desc=Path(part.name).stem, leave=False) as bar:
@@ -117,14 +92,6 @@ def _copy_stream(response, part: Path, offset: int, total: Optional[int], progre
                 break
             f.write(chunk)
             bar.update(len(chunk))
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_archive(path: Path, sha256: Optional[str] = None) -> None:
@@ -156,7 +123,7 @@ def unpack(archive: Path, dest: Path) -> List[Path]:
 
 
 def remove_undecodable(root: Path, remove: bool = True, progress: bool = True) -> List[Tuple[str, str]]:
-    """Decode-check every image under ``root`` (dataset.drop_unreadable); delete the bad ones
+    """Decode-check every image under ``root`` (check.drop_unreadable); delete the bad ones
     unless ``remove`` is False, and list them in ``<root>/removed.txt`` either way."""
     samples = find_samples(str(root))
     _, bad = drop_unreadable(samples.samples, progress=progress)
@@ -171,7 +138,7 @@ def remove_undecodable(root: Path, remove: bool = True, progress: bool = True) -
     return bad
 
 
-def prepare(url: str = PETIMAGES_URL, dest: str = DEFAULT_DEST, sha256: Optional[str] = None,
+def prepare(url: str = PETIMAGES_URL, dest: str = DOWNLOAD_DEST, sha256: Optional[str] = None,
             remove_bad: bool = True, progress: bool = True, keep_archive: bool = False) -> Path:
     """Download (or resume), check, unpack and clean; returns the image folder to train on."""
     dest_path = Path(dest)
@@ -199,32 +166,14 @@ def prepare(url: str = PETIMAGES_URL, dest: str = DEFAULT_DEST, sha256: Optional
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m paddle_catdog.data",
+    parser = argparse.ArgumentParser(prog="catdog-data",
                                      description="Get the cats-vs-dogs photos on a fresh machine.")
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("download", help="download, check and unpack Microsoft's PetImages archive")
     d.add_argument("--url", default=PETIMAGES_URL, help="archive URL (default: %(default)s)")
-    d.add_argument("--dest", default=DEFAULT_DEST, help="folder to unpack into (default: %(default)s)")
+    d.add_argument("--dest", default=DOWNLOAD_DEST, help="folder to unpack into (default: %(default)s)")
     d.add_argument("--sha256", default=None, help="expected SHA-256 of the archive (optional)")
     d.add_argument("--keep-bad", action="store_true", help="list undecodable files but keep them")
     d.add_argument("--keep-archive", action="store_true", help="keep the zip after unpacking")
     d.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return parser
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    from .engine import setup_logging
-    args = build_parser().parse_args(argv)
-    setup_logging()
-    try:
-        root = prepare(args.url, args.dest, args.sha256, not args.keep_bad, args.progress,
-                       args.keep_archive)
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(root)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

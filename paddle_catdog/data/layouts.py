@@ -1,4 +1,4 @@
-"""Finding images in the layouts users have, checking they decode, and serving them to Paddle.
+"""Finding images in the layouts users have.
 
 Layouts (``find_samples`` detects which one a path holds):
   * Kaggle flat names:   ``train/cat.12.jpg``, ``train/dog.7.jpg``  -> classes from the prefixes
@@ -9,22 +9,10 @@ A root holding ``train/`` and ``val/`` (or ``train_list.txt`` and ``val_list.txt
 """
 from __future__ import annotations
 
-import logging
-import os
-import random
 import re
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
-
-import cv2
-import numpy as np
-import paddle
-
-from .transforms import ImageDecodeError, bytes_problem, imdecode, read_bytes
-
-log = logging.getLogger("paddle_catdog")
+from typing import Dict, List, Optional, Tuple
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 KAGGLE_NAME = re.compile(r"^([A-Za-z][A-Za-z_-]*)\.\d+\.[A-Za-z]+$")
@@ -45,7 +33,6 @@ class SampleSet:
     samples: List[Sample]
     classes: List[str]
     layout: str = ""
-    skipped: List[Tuple[str, str]] = field(default_factory=list)  # (path, reason)
 
     def counts(self) -> Dict[str, int]:
         out = {c: 0 for c in self.classes}
@@ -146,109 +133,3 @@ def resolve_splits(data_dir: str, val_dir: Optional[str] = None) -> Tuple[str, O
     if (root / LIST_NAMES[0]).is_file():
         return str(root / LIST_NAMES[0]), None
     return data_dir, None
-
-
-def stratified_split(samples: Sequence[Sample], fraction: float, seed: int) -> Tuple[List[Sample], List[Sample]]:
-    """Hold out ``fraction`` of each class, chosen by a seeded shuffle (same seed, same split)."""
-    by_class: Dict[int, List[Sample]] = {}
-    for s in samples:
-        by_class.setdefault(s[1], []).append(s)
-    rng = random.Random(seed)
-    train, val = [], []
-    for label in sorted(by_class):
-        items = sorted(by_class[label])
-        rng.shuffle(items)
-        k = int(round(len(items) * fraction))
-        if fraction > 0 and len(items) > 1:
-            k = min(max(k, 1), len(items) - 1)
-        val += items[:k]
-        train += items[k:]
-    return train, val
-
-
-def limit_per_class(samples: Sequence[Sample], n: int, seed: int) -> List[Sample]:
-    """At most ``n`` samples per class, chosen by a seeded shuffle."""
-    if n <= 0:
-        return list(samples)
-    rng = random.Random(seed)
-    out: List[Sample] = []
-    by_class: Dict[int, List[Sample]] = {}
-    for s in samples:
-        by_class.setdefault(s[1], []).append(s)
-    for label in sorted(by_class):
-        items = sorted(by_class[label])
-        rng.shuffle(items)
-        out += items[:n]
-    return out
-
-
-def check_image(path: str) -> Optional[str]:
-    """None if ``path`` decodes as an image, else the reason it does not."""
-    try:
-        data = read_bytes(path)
-    except OSError as e:
-        return f"cannot read: {e.strerror or e}"
-    problem = bytes_problem(data)
-    if problem:
-        return problem
-    # The reduced decode reads the whole stream (so truncation and garbage are caught) at a
-    # fraction of the cost of a full decode; a failure is confirmed with a full decode (the
-    # reduced one fails on images under 4 pixels a side, which are usable).
-    buf = np.frombuffer(data, np.uint8)
-    img = imdecode(buf, cv2.IMREAD_REDUCED_COLOR_4)
-    if img is None:
-        img = imdecode(buf, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        return "not a decodable image"
-    if min(img.shape[:2]) < 1:
-        return "image has no pixels"
-    return None
-
-
-def drop_unreadable(samples: Sequence[Sample], workers: int = 4, progress: bool = False
-                    ) -> Tuple[List[Sample], List[Tuple[str, str]]]:
-    """Decode-check every file before training (threads: OpenCV releases the GIL) and return
-    the usable samples and the (path, reason) of each skipped one."""
-    paths = [s[0] for s in samples]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(check_image, paths, chunksize=32)
-        if progress:
-            from tqdm import tqdm
-            results = tqdm(results, total=len(paths), desc="checking images", leave=False)
-        reasons = list(results)
-    good = [s for s, r in zip(samples, reasons) if r is None]
-    bad = [(s[0], r) for s, r in zip(samples, reasons) if r is not None]
-    return good, bad
-
-
-class ImageDataset(paddle.io.Dataset):
-    """(path, label) pairs -> (CHW float32 image, int64 label) through ``transform``.
-
-    Files were decode-checked before training; one that fails here anyway (changed on disk)
-    raises with its path rather than being silently replaced by another sample."""
-
-    def __init__(self, samples: Sequence[Sample], transform: Callable, classes: Sequence[str]) -> None:
-        super().__init__()
-        self.samples = list(samples)
-        self.transform = transform
-        self.classes = list(classes)
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, idx: int):
-        path, label = self.samples[idx]
-        try:
-            image = self.transform(read_bytes(path))
-        except (OSError, ImageDecodeError) as e:
-            raise ImageDecodeError(f"{path}: {e}") from e
-        return image, np.int64(label)
-
-
-def seed_worker(worker_id: int) -> None:
-    """Give each loader worker its own augmentation stream. Workers are forked from the main
-    process each epoch; the main process reseeds ``random`` per epoch, so streams differ across
-    epochs and workers yet repeat for the same seed."""
-    base = random.getrandbits(32)
-    random.seed(base + worker_id)
-    np.random.seed((base + worker_id) % (2 ** 32))

@@ -1,0 +1,49 @@
+"""The process around the model: logging, the device and its math threads, seeds, and counting
+parameters. Training, prediction, evaluation and export all start here."""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+
+import numpy as np
+import paddle
+
+log = logging.getLogger("paddle_catdog")
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Timestamped lines on stderr from the ``paddle_catdog`` logger (once per process)."""
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+    log.setLevel(level)
+    log.propagate = False
+
+
+def setup_device(device: str = "auto", num_threads: int = 0) -> str:
+    """Pick and set the Paddle device: 'gpu' needs a CUDA build and a visible GPU."""
+    has_gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+    if device == "gpu" and not has_gpu:
+        raise ValueError("--device gpu: this Paddle build has no CUDA or no GPU is visible "
+                         "(install paddlepaddle-gpu, see README)")
+    chosen = "gpu" if device == "gpu" or (device == "auto" and has_gpu) else "cpu"
+    paddle.set_device(chosen)
+    if chosen == "cpu":
+        # Paddle's default CPU thread count oversubscribes small machines; one math thread per
+        # core was fastest in benchmarks/README.md.
+        paddle.base.core.set_num_threads(num_threads or os.cpu_count() or 1)
+    return chosen
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    paddle.seed(seed)
+
+
+def count_params(layer: paddle.nn.Layer) -> int:
+    """Number of values in the layer's parameters (trainable or not)."""
+    return sum(int(np.prod(p.shape)) for p in layer.parameters())

@@ -1,0 +1,153 @@
+"""``fit(cfg)``: the training recipe, start to end.
+
+It finds the data, builds the model from the factory (optionally from pretrained weights), trains
+with AdamW under a warm-up + cosine schedule for as many epochs as the time budget allows (growing
+the input size as it goes), evaluates the last epochs, and leaves VisualDL logs, ``history.jsonl``
+and the ``last`` and ``best`` checkpoints in ``cfg.output``. It runs on the GPU when Paddle has
+CUDA and sees one, and data-parallel under ``python -m paddle.distributed.launch``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Dict, Iterable, Optional, Sequence, Tuple
+
+import paddle
+
+from .. import checkpoint as ckpt
+from .. import distributed as dist
+from ..config import TrainConfig, merge_resume
+from ..data.loader import make_loader
+from ..data.split import Data, load_data
+from ..metrics import score
+from ..models import create_model
+from ..runtime import count_params, seed_everything, setup_device, setup_logging
+from .budget import TimeBudget
+from .loop import train_one_epoch
+from .optim import WarmupCosine, build_optimizer
+from .pretrained import apply_freeze_schedule, apply_pretrained_defaults, load_pretrained, pretrained_source
+from .recorder import EpochRecorder, write_skipped
+
+log = logging.getLogger("paddle_catdog")
+
+
+def fit(cfg: TrainConfig, typed: Optional[Iterable[str]] = None) -> Path:
+    """Train as ``cfg`` says; returns the ``best`` checkpoint folder. ``typed`` names the options
+    the user typed (the CLI passes them): a resumed run takes the rest from its checkpoint, and
+    ``--pretrained`` fills the rest with fine-tuning defaults. None: ``cfg`` is used as written."""
+    setup_logging(logging.INFO if dist.is_main() else logging.WARNING)  # one rank's log is enough
+    start = time.time()
+    cfg, resume_from, pretrained = settle_config(cfg.validate(), typed)
+    device = setup_device(cfg.device, cfg.num_threads)
+    seed_everything(cfg.seed)
+    output, main = Path(cfg.output), dist.is_main()  # only rank 0 writes logs and checkpoints
+    if main:
+        output.mkdir(parents=True, exist_ok=True)
+    data = load_data(cfg)
+    if main:
+        write_skipped(output, data.skipped)
+    log.info("data: %s, %d train %s, %d val, classes %s", data.train.layout, len(data.train.samples),
+             data.train.counts(), len(data.val.samples), data.classes)
+
+    budget = TimeBudget(cfg, start, resumed=resume_from is not None)
+    loaders = Loaders(data, cfg)
+    model = build_model(cfg, data.classes, pretrained)
+    optimizer, scheduler = build_optimizer(cfg, model, len(loaders.train(budget.size(0))), budget.epochs)
+    scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15) if cfg.amp and device == "gpu" else None
+    epoch, best_acc = resume(resume_from, cfg, data.classes, model, optimizer, scheduler) if resume_from else (0, -1.0)
+    scheduler.total_steps = budget.epochs * len(loaders.train(budget.size(epoch)))  # --epochs may have changed
+    recorder = EpochRecorder(output, cfg, data.classes, main, epoch, best_acc)
+    if epoch == 0 and main and cfg.log_images:
+        recorder.augmented_images(loaders.train(budget.size(0)))
+    net = dist.wrap(model, find_unused=cfg.freeze_epochs > 0)  # DataParallel with several processes
+    try:
+        while epoch < budget.epochs:
+            random.seed(cfg.seed * 1000 + epoch)  # forked workers derive their streams from this
+            t0 = time.time()
+            apply_freeze_schedule(model, scheduler, cfg, epoch)
+            size, loader = budget.size(epoch), loaders.train(budget.size(epoch), epoch)
+            train = train_one_epoch(net, loader, optimizer, scheduler, cfg.label_smoothing, scaler,
+                                    cfg.progress, desc=f"epoch {epoch + 1}/{budget.epochs}")
+            val = loaders.score(model) if budget.evaluates(epoch) else None
+            epoch += 1
+            if budget.replan(epoch, train, val, time.time() - t0):
+                log.info("time budget %.1f min: %d epochs (%.1f min used)", cfg.time_budget,
+                         budget.epochs, (time.time() - start) / 60)
+                scheduler.total_steps = budget.epochs * len(loader)
+                if val is None and epoch >= budget.epochs:  # cut short here: evaluate the last epoch
+                    val = loaders.score(model)
+            recorder.record(epoch, budget.epochs, size, train, val, time.time() - t0, model,
+                            optimizer, scheduler)
+    finally:
+        recorder.close()
+    log.info("done in %.1f min; best val acc %.4f; checkpoints in %s", (time.time() - start) / 60,
+             recorder.best_acc, output)
+    return output / "best"
+
+
+def settle_config(cfg: TrainConfig, typed: Optional[Iterable[str]]
+                  ) -> Tuple[TrainConfig, Optional[Path], Optional[Path]]:
+    """(the config this run uses, the checkpoint it resumes, the pretrained weights it starts
+    from); the weights are fetched now, before the data is scanned, so a missing file or network
+    fails at once."""
+    if not cfg.resume:
+        if typed is not None:
+            cfg = apply_pretrained_defaults(cfg, set(typed))
+        return cfg, None, pretrained_source(cfg) if cfg.pretrained else None
+    folder = ckpt.resolve_checkpoint(Path(cfg.output) / "last" if cfg.resume == "auto" else Path(cfg.resume))
+    saved = TrainConfig.from_dict(ckpt.read_meta(folder)["config"], strict=False)
+    return merge_resume(cfg, saved, typed), folder, None
+
+
+class Loaders:
+    """The training loader of the current size (rebuilt when progressive resizing moves on) and
+    the validation loader, with scoring on it."""
+
+    def __init__(self, data: Data, cfg: TrainConfig) -> None:
+        self.data, self.cfg = data, cfg
+        self.val = make_loader(data.val, cfg, train=False)
+        self._size, self._train = 0, None
+
+    def train(self, size: int, epoch: int = 0) -> paddle.io.DataLoader:
+        if size != self._size:
+            self._size = size
+            self._train = make_loader(self.data.train, dataclasses.replace(self.cfg, image_size=size), True)
+            if dist.world_size() > 1:
+                log.info("data-parallel over %d processes: %d train batches per process and epoch",
+                         dist.world_size(), len(self._train))
+        if isinstance(self._train.batch_sampler, paddle.io.DistributedBatchSampler):
+            self._train.batch_sampler.set_epoch(epoch)  # a new shuffle, the same on every rank
+        return self._train
+
+    def score(self, model: paddle.nn.Layer) -> Dict[str, float]:
+        return score(model, self.val, self.cfg.progress, self.cfg.tta)
+
+
+def build_model(cfg: TrainConfig, classes: Sequence[str], pretrained: Optional[Path]) -> paddle.nn.Layer:
+    """The model the factory builds for ``cfg``, from ``pretrained`` weights when given."""
+    model = create_model(cfg.model, num_classes=len(classes), **cfg.model_options())
+    if pretrained is not None:
+        load_pretrained(model, pretrained)
+    log.info("model %s %s: %.2fM parameters, device %s", cfg.model, cfg.model_options(),
+             count_params(model) / 1e6, paddle.get_device())
+    return model
+
+
+def resume(folder: Path, cfg: TrainConfig, classes: Sequence[str], model: paddle.nn.Layer,
+           optimizer: paddle.optimizer.Optimizer, scheduler: WarmupCosine) -> Tuple[int, float]:
+    """Load the checkpoint's weights, optimizer and schedule into this run's (its classes and
+    model must be this run's); returns (epochs done, best validation accuracy)."""
+    meta = ckpt.read_meta(folder)
+    if list(meta["classes"]) != list(classes):
+        raise ckpt.CheckpointError(f"{folder}: classes {meta['classes']} differ from the data's {list(classes)}")
+    if meta["model"] != cfg.model:
+        raise ckpt.CheckpointError(f"{folder}: holds a {meta['model']} model, not {cfg.model} "
+                                   "(drop --model to continue it)")
+    ckpt.load_weights_into(model, ckpt.read_weights(folder / ckpt.WEIGHTS), str(folder))
+    ckpt.load_train_state(folder, model, optimizer, scheduler)
+    epoch, best = int(meta["epoch"]), float(meta["best_metric"])
+    log.info("resumed from %s at epoch %d (best val acc %.4f)", folder, epoch, best)
+    return epoch, best

@@ -1,0 +1,89 @@
+"""Per-epoch bookkeeping of a run: ``history.jsonl``, VisualDL, the ``best`` and ``last``
+checkpoints, and the epoch's log line. Only the main process (rank 0) writes."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Tuple
+
+import paddle
+
+from .. import checkpoint as ckpt
+from ..config import TrainConfig
+from ..runlog import HISTORY, VdlLogger, append_history, keep_history
+from ..transforms import image_grid
+
+log = logging.getLogger("paddle_catdog")
+
+
+def write_skipped(output: Path, skipped: Sequence[Tuple[str, str]]) -> None:
+    path = output / "skipped.txt"
+    if skipped:
+        # surrogateescape: a file name that is not UTF-8 (old archives have them) is written back
+        # as its original bytes instead of crashing the run.
+        path.write_text("".join(f"{p}\t{r}\n" for p, r in skipped), encoding="utf-8",
+                        errors="surrogateescape")
+        log.warning("skipped %d file(s) that do not decode; listed in %s", len(skipped), path)
+        for p, r in skipped[:20]:
+            log.warning("  skipped %s: %s", p, r)
+        if len(skipped) > 20:
+            log.warning("  ... and %d more", len(skipped) - 20)
+    elif path.exists():
+        path.unlink()
+
+
+class EpochRecorder:
+    """Writes what each finished epoch leaves: its history row, its VisualDL scalars, the ``best``
+    checkpoint when validation accuracy improved and the ``last`` one always (best first: a kill
+    between the two leaves last at the previous epoch, so the resumed run redoes this one and best
+    never misses an epoch last records), then logs the epoch line."""
+
+    def __init__(self, output: Path, cfg: TrainConfig, classes: Sequence[str], main: bool,
+                 start_epoch: int = 0, best_acc: float = -1.0) -> None:
+        self.output, self.cfg, self.classes, self.main = Path(output), cfg, list(classes), main
+        self.best_acc = best_acc
+        self.vdl = VdlLogger(self.output / "vdl" if main else None)
+        if main and start_epoch > 0:
+            keep_history(self.output / HISTORY, upto_epoch=start_epoch)
+        elif main:
+            (self.output / HISTORY).unlink(missing_ok=True)
+            self.vdl.hparams(cfg)
+
+    def augmented_images(self, loader: paddle.io.DataLoader) -> None:
+        """Log a grid of the first augmented training batch (once, in a fresh run)."""
+        images, _ = next(iter(loader))
+        self.vdl.image("train/augmented", image_grid(images.numpy()[:32]))
+
+    def record(self, epoch: int, epochs: int, size: int, train: Dict[str, float],
+               val: Optional[Dict[str, float]], seconds: float, model: paddle.nn.Layer,
+               optimizer: paddle.optimizer.Optimizer, scheduler) -> None:
+        """Everything epoch ``epoch`` (1-based) of ``epochs`` leaves; ``val`` None: not evaluated."""
+        logged = {"train/loss": train["loss"], "train/acc": train["acc"], "train/lr": train["lr"],
+                  "train/images_per_s": train["images_per_s"]}
+        metrics = {"train_loss": train["loss"], "train_acc": train["acc"]}
+        improved = val is not None and val["acc"] > self.best_acc
+        if val is not None:
+            logged.update({"val/loss": val["loss"], "val/acc": val["acc"]})
+            metrics.update({"val_loss": val["loss"], "val_acc": val["acc"]})
+            self.best_acc = max(self.best_acc, val["acc"])
+        self.vdl.scalars(logged, epoch)
+        metrics["epoch_seconds"] = seconds
+        if self.main:
+            append_history(self.output / HISTORY, {"epoch": epoch, "lr": train["lr"], "size": size,
+                                                   "images_per_s": train["images_per_s"], **metrics})
+            # the planned epoch count is saved, so a resumed run ends where this one would have
+            cfg = dataclasses.replace(self.cfg, epochs=epochs)
+            if improved:
+                ckpt.save_checkpoint(self.output / "best", model, cfg, self.classes, epoch,
+                                     self.best_acc, metrics)
+            ckpt.save_checkpoint(self.output / "last", model, cfg, self.classes, epoch,
+                                 self.best_acc, metrics, optimizer, scheduler)
+        val_text = (f"val loss {val['loss']:.4f} acc {val['acc']:.4f}{' *' if improved else ''}"
+                    if val is not None else "(no evaluation)")
+        log.info("epoch %d/%d  train loss %.4f acc %.4f  %s  lr %.2e  %.0f img/s  %.0fs", epoch,
+                 epochs, train["loss"], train["acc"], val_text, train["lr"], train["images_per_s"],
+                 seconds)
+
+    def close(self) -> None:
+        self.vdl.close()
