@@ -59,6 +59,11 @@ class TrainConfig:
                                  "growing in steps of 16 px to --image-size by 85%% of the epochs "
                                  "(0: off). Small early epochs are ~3x cheaper and learn the coarse "
                                  "features as well, so the budget buys more epochs")
+    min_epochs: int = _opt(14, "with the time budget: when fewer epochs than this would fit at "
+                           "--image-size, train (and evaluate) at the largest smaller size, in "
+                           "steps of 16 px down to 80, at which they fit; the budget decides after "
+                           "the first epoch from its measured speed, so a slow CPU trains more "
+                           "epochs of smaller photos instead of a few large ones (0: off)")
     eval_image_size: int = _opt(0, "evaluation and prediction input size (0: same as --image-size). "
                                 "Random resized crops make animals look larger in training than in "
                                 "a center crop; testing a little larger compensates (FixRes)")
@@ -110,6 +115,7 @@ class TrainConfig:
             (self.eval_image_size == 0 or self.eval_image_size >= 16,
              f"--eval-image-size must be 0 or at least 16 (got {self.eval_image_size})"),
             (0 <= self.val_split < 1, f"--val-split must be in [0, 1) (got {self.val_split})"),
+            (self.min_epochs >= 0, f"--min-epochs must be >= 0 (got {self.min_epochs})"),
             (self.num_workers >= 0, f"--num-workers must be >= 0 (got {self.num_workers})"),
             (self.time_budget >= 0, f"--time-budget must be >= 0 (got {self.time_budget})"),
             (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),

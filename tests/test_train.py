@@ -249,3 +249,40 @@ def test_progressive_resizing_trains(tmp_path, kaggle_root):
     assert json.loads((best / ckpt.META).read_text())["epoch"] in (1, 3)
     assert Predictor(str(best), device="cpu").transform(
         (kaggle_root / "val" / "cat.1000.jpg").read_bytes()).shape == (3, 48, 48)
+
+
+def test_size_plan_keeps_the_size_on_a_fast_cpu_and_shrinks_it_on_a_slow_one():
+    from paddle_catdog.train.budget import final_sizes, plan_final_size
+    cfg = TrainConfig(image_size=128, start_image_size=64, min_epochs=14)
+    assert final_sizes(cfg) == [128, 112, 96, 80]
+    budget = 28 * 60
+
+    def plan(train_s_at_64, config=cfg):  # epoch 1 (64 px) trained this long; 20 s evaluation
+        return plan_final_size(config, budget, elapsed_s=train_s_at_64 + 25, train_s=train_s_at_64,
+                               other_s=5, done=1, size=64, eval_s=20)
+    fast, slow, slower = plan(45), plan(70), plan(100)
+    assert fast[0] == 128 and fast[1] >= 14       # the tuning host's speed: the full size
+    assert 80 < slow[0] < 128 and slow[1] >= 14   # 1.6x slower: smaller photos, still 14 epochs
+    assert slower[0] == 80 and slower[1] < 14     # too slow even at 80 px: the smallest size
+    # the largest size at which 14 epochs fit: one step larger they do not
+    assert plan(70, TrainConfig(image_size=slow[0] + 16, start_image_size=64, min_epochs=14))[0] == slow[0]
+    assert plan(70, TrainConfig(image_size=slow[0] + 16, start_image_size=64, min_epochs=0))[1] < 14
+    assert plan(100, TrainConfig(image_size=128, start_image_size=64, min_epochs=0))[0] == 128  # 0: off
+
+
+def test_size_plan_trains_evaluates_and_saves_the_size_it_chose(tmp_path, kaggle_root, monkeypatch):
+    from paddle_catdog.train import budget
+    monkeypatch.setattr(budget, "SMALLEST_FINAL_SIZE", 16)
+    # after epoch 1: only 1 epoch would fit at 48 px, 2 at 32 px (min_epochs=2) -> final size 32
+    monkeypatch.setattr(budget, "epochs_for_budget",
+                        lambda cfg, *a, done=1, **k: done if done > 1 else (2 if cfg.image_size <= 32 else 1))
+    cfg = tiny_config(kaggle_root, tmp_path / "out", epochs=None, time_budget=5.0, image_size=48,
+                      start_image_size=32, min_epochs=2, eval_from=1.0)
+    best = fit(cfg)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "history.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r["size"]) for r in rows] == [(1, 32), (2, 32)]
+    saved = json.loads((tmp_path / "out" / "last" / ckpt.META).read_text())["config"]
+    assert saved["image_size"] == 32 and saved["epochs"] == 2
+    assert cfg.image_size == 48 and cfg.epochs is None  # the caller's config is not changed
+    assert Predictor(str(best), device="cpu").transform(
+        (kaggle_root / "val" / "cat.1000.jpg").read_bytes()).shape == (3, 32, 32)

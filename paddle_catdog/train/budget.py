@@ -1,18 +1,24 @@
 """The time budget: the one object that decides how many epochs a run trains, at which input
-size each epoch trains (progressive resizing) and which epochs are evaluated.
+size each epoch trains (progressive resizing up to a final size it chooses) and which epochs are
+evaluated.
 
 With ``--epochs`` given (or ``--time-budget 0``) the count is fixed. Otherwise the run starts from
 a plan of DEFAULT_EPOCHS and, after every epoch, re-plans from the newest epoch's measured speed
-so that it ends within ``--time-budget`` minutes on a fast or a slow machine alike.
+so that it ends within ``--time-budget`` minutes on a fast or a slow machine alike. After the first
+epoch it also chooses the final size (``plan_final_size``): ``--image-size`` when at least
+``--min-epochs`` fit at it, else the largest smaller size at which they do. A CPU that trains 2-3x
+slower then gets more epochs of smaller photos rather than a few epochs of large ones.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence, Tuple
 
 from .. import distributed as dist
 from ..config import TrainConfig
+from ..transforms import eval_size
 
 DEFAULT_EPOCHS = 20  # the plan before the first measurement, and the count with --time-budget 0
 RAMP_FRACTION = 0.85  # progressive resizing reaches the full size after this share of the epochs
@@ -22,6 +28,7 @@ RAMP_FRACTION = 0.85  # progressive resizing reaches the full size after this sh
 # 127-140 s at 128 px: about size^1.3-1.4 (the model step alone scales closer to size^1.75). With
 # 1.75, then 1.5, both runs ended ~4 minutes before their budget.
 SIZE_COST_EXPONENT = 1.3
+SMALLEST_FINAL_SIZE = 80  # the size plan goes no lower: cats and dogs stay recognisable at 80 px
 
 
 def train_size(cfg: TrainConfig, epoch: int, epochs: Optional[int] = None) -> int:
@@ -64,9 +71,33 @@ def epochs_for_budget(cfg: TrainConfig, budget_s: float, elapsed_s: float, train
     return best
 
 
+def final_sizes(cfg: TrainConfig) -> Sequence[int]:
+    """The final sizes the plan may choose, largest first: ``cfg.image_size``, then 16 px steps
+    down to SMALLEST_FINAL_SIZE (and not below the start size)."""
+    floor = max(SMALLEST_FINAL_SIZE, cfg.start_image_size or 0)
+    return [cfg.image_size] + list(range((cfg.image_size - 1) // 16 * 16, floor - 1, -16))
+
+
+def plan_final_size(cfg: TrainConfig, budget_s: float, elapsed_s: float, train_s: float,
+                    other_s: float, done: int, size: int, eval_s: float = 0.0) -> Tuple[int, int]:
+    """(final size, epochs) for the rest of the run after ``done`` epochs, the newest of which
+    trained in ``train_s`` at ``size``: the largest of ``final_sizes`` at which ``cfg.min_epochs``
+    epochs fit in the budget (``epochs_for_budget``), else the smallest of them. ``eval_s`` was
+    measured at ``cfg``'s evaluation size; evaluating at a smaller final size costs less."""
+    for final in final_sizes(cfg):
+        planned = dataclasses.replace(cfg, image_size=final)
+        scaled_eval_s = eval_s * (eval_size(planned) / eval_size(cfg)) ** SIZE_COST_EXPONENT
+        epochs = epochs_for_budget(planned, budget_s, elapsed_s, train_s, other_s, done=done,
+                                   size=size, eval_s=scaled_eval_s)
+        if epochs >= cfg.min_epochs:
+            break
+    return final, epochs
+
+
 class TimeBudget:
-    """The run's plan: ``epochs`` (re-planned after every epoch when a budget applies), the
-    training ``size`` of each epoch and whether it ``evaluates``."""
+    """The run's plan: ``epochs`` (re-planned after every epoch when a budget applies), the final
+    size (``cfg.image_size`` of ``planned()``, chosen once after the first epoch), the training
+    ``size`` of each epoch and whether it ``evaluates``."""
 
     def __init__(self, cfg: TrainConfig, start: Optional[float] = None, resumed: bool = False) -> None:
         self.cfg = cfg
@@ -96,8 +127,19 @@ class TimeBudget:
             return False
         elapsed = time.time() - self.start
         other_s = epoch_s - train["seconds"] - (val["seconds"] if val else 0.0)
-        epochs = epochs_for_budget(self.cfg, self.seconds, elapsed, train["seconds"], other_s,
-                                   done=done, size=self.size(done - 1), eval_s=self.eval_s)
+        measured = dict(budget_s=self.seconds, elapsed_s=elapsed, train_s=train["seconds"],
+                        other_s=other_s, done=done, size=self.size(done - 1), eval_s=self.eval_s)
+        if done == 1 and self.cfg.min_epochs:
+            final, epochs = plan_final_size(self.cfg, **measured)
+            # every rank must train at the same size: rank 0's choice (ranks measure alike)
+            final = int(dist.reduce_sums([final if dist.is_main() else 0])[0])
+            self.cfg = dataclasses.replace(self.cfg, image_size=final)
+        epochs = epochs_for_budget(self.cfg, **measured)
         # every rank must run the same number of epochs: take the ranks' mean
         self.epochs = int(round(dist.reduce_sums([epochs])[0] / dist.world_size()))
         return True
+
+    def planned(self) -> TrainConfig:
+        """The config as planned so far (epochs, final size): what checkpoints record, so that a
+        resumed run, evaluation and prediction use the sizes this run trained at."""
+        return dataclasses.replace(self.cfg, epochs=self.epochs)

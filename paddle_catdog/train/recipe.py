@@ -24,6 +24,7 @@ from ..data.loader import make_loader
 from ..data.split import Data, load_data
 from ..metrics import score
 from ..models import create_model
+from ..transforms import eval_size
 from ..runtime import count_params, seed_everything, setup_device, setup_logging
 from .budget import TimeBudget
 from .loop import train_one_epoch
@@ -71,15 +72,15 @@ def fit(cfg: TrainConfig, typed: Optional[Iterable[str]] = None) -> Path:
             size, loader = budget.size(epoch), loaders.train(budget.size(epoch), epoch)
             train = train_one_epoch(net, loader, optimizer, scheduler, cfg.label_smoothing, scaler,
                                     cfg.progress, desc=f"epoch {epoch + 1}/{budget.epochs}")
-            val = loaders.score(model) if budget.evaluates(epoch) else None
+            val = loaders.score(model, budget.planned()) if budget.evaluates(epoch) else None
             epoch += 1
             if budget.replan(epoch, train, val, time.time() - t0):
-                log.info("time budget %.1f min: %d epochs (%.1f min used)", cfg.time_budget,
-                         budget.epochs, (time.time() - start) / 60)
+                log.info("time budget %.1f min: %d epochs up to %d px (%.1f min used)", cfg.time_budget,
+                         budget.epochs, budget.planned().image_size, (time.time() - start) / 60)
                 scheduler.total_steps = budget.epochs * len(loader)
                 if val is None and epoch >= budget.epochs:  # cut short here: evaluate the last epoch
-                    val = loaders.score(model)
-            recorder.record(epoch, budget.epochs, size, train, val, time.time() - t0, model,
+                    val = loaders.score(model, budget.planned())
+            recorder.record(epoch, budget.planned(), size, train, val, time.time() - t0, model,
                             optimizer, scheduler)
     finally:
         recorder.close()
@@ -104,12 +105,12 @@ def settle_config(cfg: TrainConfig, typed: Optional[Iterable[str]]
 
 class Loaders:
     """The training loader of the current size (rebuilt when progressive resizing moves on) and
-    the validation loader, with scoring on it."""
+    the validation loader of the planned evaluation size, with scoring on it."""
 
     def __init__(self, data: Data, cfg: TrainConfig) -> None:
         self.data, self.cfg = data, cfg
-        self.val = make_loader(data.val, cfg, train=False)
         self._size, self._train = 0, None
+        self._val_size, self._val = 0, None
 
     def train(self, size: int, epoch: int = 0) -> paddle.io.DataLoader:
         if size != self._size:
@@ -122,8 +123,12 @@ class Loaders:
             self._train.batch_sampler.set_epoch(epoch)  # a new shuffle, the same on every rank
         return self._train
 
-    def score(self, model: paddle.nn.Layer) -> Dict[str, float]:
-        return score(model, self.val, self.cfg.progress, self.cfg.tta)
+    def score(self, model: paddle.nn.Layer, planned: TrainConfig) -> Dict[str, float]:
+        """Loss and accuracy on the validation set at ``planned``'s evaluation size."""
+        if eval_size(planned) != self._val_size:
+            self._val_size = eval_size(planned)
+            self._val = make_loader(self.data.val, planned, train=False)
+        return score(model, self._val, self.cfg.progress, self.cfg.tta)
 
 
 def build_model(cfg: TrainConfig, classes: Sequence[str], pretrained: Optional[Path]) -> paddle.nn.Layer:

@@ -2,7 +2,6 @@
 checkpoints, and the epoch's log line. Only the main process (rank 0) writes."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
@@ -55,10 +54,13 @@ class EpochRecorder:
         images, _ = next(iter(loader))
         self.vdl.image("train/augmented", image_grid(images.numpy()[:32]))
 
-    def record(self, epoch: int, epochs: int, size: int, train: Dict[str, float],
+    def record(self, epoch: int, planned: TrainConfig, size: int, train: Dict[str, float],
                val: Optional[Dict[str, float]], seconds: float, model: paddle.nn.Layer,
                optimizer: paddle.optimizer.Optimizer, scheduler) -> None:
-        """Everything epoch ``epoch`` (1-based) of ``epochs`` leaves; ``val`` None: not evaluated."""
+        """Everything epoch ``epoch`` (1-based) leaves; ``planned`` is the run's config as the
+        budget planned it (epochs, final size), which the checkpoints record; ``val`` None: not
+        evaluated."""
+        epochs = planned.epochs
         logged = {"train/loss": train["loss"], "train/acc": train["acc"], "train/lr": train["lr"],
                   "train/images_per_s": train["images_per_s"]}
         metrics = {"train_loss": train["loss"], "train_acc": train["acc"]}
@@ -72,12 +74,12 @@ class EpochRecorder:
         if self.main:
             append_history(self.output / HISTORY, {"epoch": epoch, "lr": train["lr"], "size": size,
                                                    "images_per_s": train["images_per_s"], **metrics})
-            # the planned epoch count is saved, so a resumed run ends where this one would have
-            cfg = dataclasses.replace(self.cfg, epochs=epochs)
+            # the plan is saved, so a resumed run ends where this one would have, and prediction
+            # uses the size the run trained at
             if improved:
-                ckpt.save_checkpoint(self.output / "best", model, cfg, self.classes, epoch,
+                ckpt.save_checkpoint(self.output / "best", model, planned, self.classes, epoch,
                                      self.best_acc, metrics)
-            ckpt.save_checkpoint(self.output / "last", model, cfg, self.classes, epoch,
+            ckpt.save_checkpoint(self.output / "last", model, planned, self.classes, epoch,
                                  self.best_acc, metrics, optimizer, scheduler)
         val_text = (f"val loss {val['loss']:.4f} acc {val['acc']:.4f}{' *' if improved else ''}"
                     if val is not None else "(no evaluation)")
