@@ -12,6 +12,7 @@ so the figure is the model step alone (forward, loss, backward, AdamW) through t
     python benchmarks/bench_train.py --models resnet18 --sizes 64 --layout NCHW,NHWC
     python benchmarks/bench_train.py --models resnet18 --sizes 64 --static off,on
     python benchmarks/bench_train.py --models resnet18 --sizes 64 --batch 32,64,128
+    python benchmarks/bench_train.py --models resnet18 --sizes 64 --profile /tmp/ops.txt   # per operator
     python benchmarks/bench_train.py --quick                           # smoke test
 """
 from __future__ import annotations
@@ -28,7 +29,27 @@ from _common import cpu_count, emit, int_list, str_list
 SETTINGS = ("model", "image_size", "batch", "threads", "onednn", "layout", "static")
 
 
-def run_one(setting: Dict[str, object], steps: int, warmup: int, width: int, quick: bool) -> None:
+def profiled(fn, path: str):
+    """Run ``fn`` under paddle.profiler (CPU) and write its per-operator summary to ``path``."""
+    import contextlib
+    import io
+
+    import paddle.profiler as profiler
+    prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU])
+    prof.start()
+    result = fn()
+    prof.stop()
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        prof.summary(sorted_by=profiler.SortedKeys.CPUTotal, op_detail=True, thread_sep=False,
+                     time_unit="ms")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text.getvalue())
+    return result
+
+
+def run_one(setting: Dict[str, object], steps: int, warmup: int, width: int, quick: bool,
+            profile: str = "") -> None:
     """Measure one setting in this process and print its figure."""
     import paddle
     from paddle_catdog.config import TrainConfig
@@ -57,7 +78,9 @@ def run_one(setting: Dict[str, object], steps: int, warmup: int, width: int, qui
     images = paddle.randn([cfg.batch_size, 3, size, size])
     labels = paddle.randint(0, 2, [cfg.batch_size])
     train_one_epoch(model, [(images, labels)] * warmup, optimizer, scheduler, cfg.label_smoothing)
-    result = train_one_epoch(model, [(images, labels)] * steps, optimizer, scheduler, cfg.label_smoothing)
+    timed = lambda: train_one_epoch(model, [(images, labels)] * steps, optimizer, scheduler,  # noqa: E731
+                                    cfg.label_smoothing)
+    result = profiled(timed, profile) if profile else timed()
     emit("train", **setting, width=cfg.width if cfg.model != "cnn" else None, steps=steps,
          images_per_s=round(result["images_per_s"], 2), quick=quick)
 
@@ -76,20 +99,24 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=32, help="ResNet width (TrainConfig's default)")
     parser.add_argument("--steps", type=int, default=6, help="timed training steps per setting")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--profile", default="", metavar="FILE",
+                        help="run the timed steps under paddle.profiler and write the per-operator "
+                             "summary to FILE (one setting; its images/s include the profiler's cost)")
     parser.add_argument("--quick", action="store_true", help="32 px, batch 8, 2 steps: a smoke test")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: one setting as JSON
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.batch, args.steps, args.warmup = [32], [8], 2, 1
     if args.one:
-        run_one(json.loads(args.one), args.steps, args.warmup, args.width, args.quick)
+        run_one(json.loads(args.one), args.steps, args.warmup, args.width, args.quick, args.profile)
         return
     values = [args.models, args.sizes, args.batch, args.threads, args.onednn, args.layout, args.static]
     failed = False
     for combo in itertools.product(*values):
         setting = dict(zip(SETTINGS, combo))
         cmd = [sys.executable, __file__, "--one", json.dumps(setting), "--steps", str(args.steps),
-               "--warmup", str(args.warmup), "--width", str(args.width)] + (["--quick"] if args.quick else [])
+               "--warmup", str(args.warmup), "--width", str(args.width), "--profile", args.profile
+               ] + (["--quick"] if args.quick else [])
         r = subprocess.run(cmd, stdout=sys.stdout, stderr=subprocess.PIPE, text=True)
         if r.returncode != 0:
             failed = True

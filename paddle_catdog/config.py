@@ -59,7 +59,7 @@ class TrainConfig:
                                  "growing in steps of 16 px to --image-size by 85%% of the epochs "
                                  "(0: off). Small early epochs are ~3x cheaper and learn the coarse "
                                  "features as well, so the budget buys more epochs")
-    min_epochs: int = _opt(14, "with the time budget: when fewer epochs than this would fit at "
+    min_epochs: int = _opt(12, "with the time budget: when fewer epochs than this would fit at "
                            "--image-size, train (and evaluate) at the largest smaller size, in "
                            "steps of 16 px down to 80, at which they fit; the budget decides after "
                            "the first epoch from its measured speed, so a slow CPU trains more "
