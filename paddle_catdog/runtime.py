@@ -2,7 +2,6 @@
 parameters. Training, prediction, evaluation and export all start here."""
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import random
@@ -11,7 +10,6 @@ import sys
 import numpy as np
 import paddle
 
-from . import cpu
 
 log = logging.getLogger("paddle_catdog")
 
@@ -38,14 +36,7 @@ def setup_device(device: str = "auto", num_threads: int = 0) -> str:
         # Paddle's default CPU thread count oversubscribes small machines; one math thread per
         # core was fastest in benchmarks/README.md.
         paddle.base.core.set_num_threads(num_threads or os.cpu_count() or 1)
-        _log_cpu()
     return chosen
-
-
-@functools.lru_cache(maxsize=None)
-def _log_cpu() -> None:
-    """The CPU and what MKL was told, once per process."""
-    log.info("cpu: %s", cpu.describe())
 
 
 def seed_everything(seed: int) -> None:

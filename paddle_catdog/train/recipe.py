@@ -18,6 +18,7 @@ from typing import Dict, Iterable, Optional, Sequence, Tuple
 import paddle
 
 from .. import checkpoint as ckpt
+from .. import cpu
 from .. import distributed as dist
 from ..config import TrainConfig, merge_resume
 from ..data.loader import make_loader
@@ -43,6 +44,7 @@ def fit(cfg: TrainConfig, typed: Optional[Iterable[str]] = None) -> Path:
     start = time.time()
     cfg, resume_from, pretrained = settle_config(cfg.validate(), typed)
     device = setup_device(cfg.device, cfg.num_threads)
+    log.info("device %s; cpu: %s", device, cpu.describe())  # what MKL was told (cpu.py)
     seed_everything(cfg.seed)
     output, main = Path(cfg.output), dist.is_main()  # only rank 0 writes logs and checkpoints
     if main:
