@@ -23,15 +23,15 @@ from .train.loop import TrainingError
 EXPECTED = (DataError, CheckpointError, TrainingError, ValueError, OSError)
 
 
-def _run(command: Callable[[], int]) -> int:
-    """The one error path of every command."""
+def _run(command: Callable[[], int], interrupted: str = "interrupted") -> int:
+    """The one error path of every command; ``interrupted`` is what Ctrl-C prints."""
     try:
         return command()
     except EXPECTED as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(interrupted, file=sys.stderr)
         return 130
 
 
@@ -67,14 +67,10 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
             cfg.data_dir = str(download.prepare(download.PETIMAGES_URL,
                                                 cfg.data_dir or download.DOWNLOAD_DEST,
                                                 progress=cfg.progress))
-        try:
-            fit(cfg, typed)
-        except KeyboardInterrupt:
-            print("interrupted: the last finished epoch is in the 'last' checkpoint; "
-                  "continue with --resume", file=sys.stderr)
-            return 130
+        fit(cfg, typed)
         return 0
-    return _run(train)
+    return _run(train, interrupted="interrupted: the last finished epoch is in the 'last' "
+                                   "checkpoint; continue with --resume")
 
 
 def predict_main(argv: Optional[Sequence[str]] = None) -> int:
