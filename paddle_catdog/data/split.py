@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 from ..config import TrainConfig
@@ -52,6 +53,7 @@ class Data:
     val: SampleSet
     classes: List[str]
     skipped: List[Tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    data_dir: str = ""  # the folder found (absolute), which checkpoints record for evaluation
 
 
 def load_data(cfg: TrainConfig, check: bool = True) -> Data:
@@ -80,4 +82,4 @@ def load_data(cfg: TrainConfig, check: bool = True) -> Data:
                         f"{len(present)} ({', '.join(present) or 'none'})")
     if not val_set.samples:
         raise DataError(f"{data_dir}: no validation images (add a val/ folder or raise --val-split)")
-    return Data(train_set, val_set, classes, skipped)
+    return Data(train_set, val_set, classes, skipped, str(Path(data_dir).resolve()))

@@ -50,6 +50,7 @@ def fit(cfg: TrainConfig, typed: Optional[Iterable[str]] = None) -> Path:
     if main:
         output.mkdir(parents=True, exist_ok=True)
     data = load_data(cfg)
+    cfg = dataclasses.replace(cfg, data_dir=data.data_dir)  # recorded, so evaluate finds the same photos
     if main:
         write_skipped(output, data.skipped)
     log.info("data: %s, %d train %s, %d val, classes %s", data.train.layout, len(data.train.samples),
