@@ -5,18 +5,21 @@ the training-curves PNG and a VisualDL PR curve.
     python -m paddle_catdog evaluate --weights output/best          (the same)
     python run_train.py --eval-only --weights output/best           (the same)
 
-Without ``--data-dir`` the images are the validation split the checkpoint's own config describes
-(``data.split.load_data``: its val folder, or the same seeded split of its training folder). With
+Without ``--data-dir``, or with the folder the checkpoint trained on, the images are the validation
+split of the checkpoint's own run (``data.split.load_data``: its val folder, or exactly the seeded
+split it held out of its training folder), never its training images. With another
 ``--data-dir DIR``: DIR's ``val/`` (or ``val_list.txt``) when it has one, else every image in DIR.
+The report says which images were scored.
 Images go through ``build_transform(cfg, train=False)`` via ``data.loader.make_loader``, exactly as
 evaluation during training does, so the accuracy printed here is the one training reported.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -36,18 +39,43 @@ REPORT_JSON = "evaluation.json"
 
 
 # ----------------------------------------------------------------------------------- the data
+def same_folder(a: Optional[str], b: Optional[str]) -> bool:
+    return bool(a and b) and Path(a).resolve() == Path(b).resolve()
+
+
 def eval_samples(cfg, classes: Sequence[str], data_dir: Optional[str] = None) -> SampleSet:
     """The images to evaluate (see the module docstring), in the checkpoint's class order."""
-    if data_dir is None:
-        if not cfg.data_dir or not Path(cfg.data_dir).exists():
-            raise DataError(f"the checkpoint's data folder {cfg.data_dir!r} is not here; "
-                            "pass --data-dir")
-        data = load_data(cfg, check=False)  # decode-check only the val images below
-        if data.classes != list(classes):
-            raise DataError(f"{cfg.data_dir}: classes {data.classes} differ from the checkpoint's {list(classes)}")
-        return data.val
-    _, val_path = resolve_splits(data_dir)
-    return find_samples(val_path or data_dir, classes=list(classes))
+    return select_eval_images(cfg, classes, data_dir)[0]
+
+
+def select_eval_images(cfg, classes: Sequence[str], data_dir: Optional[str] = None) -> Tuple[SampleSet, str]:
+    """The images to evaluate and which images they are, in words for the report."""
+    if data_dir is None or same_folder(data_dir, cfg.data_dir):
+        return held_out_samples(cfg, classes, data_dir)
+    train_path, val_path = resolve_splits(data_dir)
+    if val_path:
+        return find_samples(val_path, classes=list(classes)), f"the validation images of {data_dir} ({val_path})"
+    scored = f"every labelled image in {data_dir}"
+    if cfg.data_dir and same_folder(data_dir, resolve_splits(cfg.data_dir, cfg.val_dir)[0]):
+        scored += " (WARNING: the folder this checkpoint trained on; the accuracy is inflated)"
+    return find_samples(data_dir, classes=list(classes)), scored
+
+
+def held_out_samples(cfg, classes: Sequence[str], data_dir: Optional[str]) -> Tuple[SampleSet, str]:
+    """The validation images of the checkpoint's own run: its val folder, or exactly the seeded
+    split it held out of its training folder (``load_data``), never its training images."""
+    folder = data_dir or cfg.data_dir
+    if not folder or not Path(folder).exists():
+        raise DataError(f"the checkpoint's data folder {cfg.data_dir!r} is not here; pass --data-dir")
+    run_cfg = dataclasses.replace(cfg, data_dir=str(folder))
+    data = load_data(run_cfg, check=False)  # decode-check only the val images, in evaluate_checkpoint
+    if data.classes != list(classes):
+        raise DataError(f"{folder}: classes {data.classes} differ from the checkpoint's {list(classes)}")
+    _, val_path = resolve_splits(data.data_dir, cfg.val_dir)
+    if val_path:
+        return data.val, f"the validation images the checkpoint was scored on ({val_path})"
+    return data.val, (f"the {len(data.val.samples)} images held out of {folder} for validation "
+                      f"(val_split {cfg.val_split}, seed {cfg.seed}); its training images are not scored")
 
 
 # ------------------------------------------------------------------------------------ the run
@@ -60,7 +88,7 @@ def evaluate_checkpoint(weights: str, data_dir: Optional[str] = None, batch_size
     setup_device(device)
     folder = ckpt.resolve_checkpoint(Path(weights))
     model, cfg, classes, meta = ckpt.load_model(folder)
-    samples = eval_samples(cfg, classes, data_dir)
+    samples, scored = select_eval_images(cfg, classes, data_dir)
     good, skipped = drop_unreadable(samples.samples)
     if not good:
         raise DataError(f"no decodable images to evaluate in {data_dir or cfg.data_dir}")
@@ -69,7 +97,7 @@ def evaluate_checkpoint(weights: str, data_dir: Optional[str] = None, batch_size
     loader = make_loader(SampleSet(good, list(classes), samples.layout), cfg, train=False)
     probs, labels = predict_probs(model, loader, progress, tta=cfg.tta)
     report = classification_report(labels, probs, classes)
-    report.update(weights=str(folder), data=data_dir or cfg.data_dir, skipped=skipped,
+    report.update(weights=str(folder), data=data_dir or cfg.data_dir, scored=scored, skipped=skipped,
                   epoch=meta.get("epoch"))
 
     out = Path(out_dir) if out_dir else folder
@@ -136,6 +164,7 @@ def evaluate(args: argparse.Namespace, **overrides) -> int:
     folder = args.weights or str(ckpt.find_default_weights(output))
     report = evaluate_checkpoint(folder, **options)
     print(f"checkpoint {report['weights']} (epoch {report['epoch']}), data {report['data']}")
+    print(f"scored: {report['scored']}")
     if report["skipped"]:
         print(f"skipped {len(report['skipped'])} undecodable file(s), e.g. {report['skipped'][0][0]}")
     print(format_report(report))

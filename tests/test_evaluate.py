@@ -1,6 +1,8 @@
 """Evaluation: metrics on hand-computed arrays, the PNGs, the VisualDL PR curve and both CLIs."""
+import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -9,6 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, make_kaggle_flat, run_script, tiny_config
+from paddle_catdog.checkpoint import load_model
+from paddle_catdog.data.split import load_data
 from paddle_catdog.evaluate import CONFUSION_PNG, CURVES_PNG, REPORT_JSON, evaluate_checkpoint
 from paddle_catdog.metrics import classification_report, confusion_matrix, format_report, per_class_metrics
 
@@ -116,3 +120,48 @@ def test_evaluate_cli_and_eval_only(tiny_run, tmp_path):
 
     r = run_script("run_train.py", "--eval-only", "--weights", str(tmp_path / "nothing"))
     assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
+
+
+@pytest.fixture(scope="module")
+def found_run(tmp_path_factory):
+    """A run that found its data by itself ($CATDOG_DATA, no --data-dir) in a folder without val/:
+    40 photos per class, of which val_split 0.1 holds out 4 per class."""
+    from paddle_catdog.train import fit
+    root = tmp_path_factory.mktemp("foundrun")
+    make_kaggle_flat(root / "photos", 40, seed=3)
+    saved = os.environ.get("CATDOG_DATA")
+    os.environ["CATDOG_DATA"] = str(root / "photos")
+    try:
+        cfg = tiny_config(root, root / "out", epochs=1, log_images=False, val_split=0.1)
+        best = fit(dataclasses.replace(cfg, data_dir=None))
+    finally:
+        os.environ.pop("CATDOG_DATA") if saved is None else os.environ.update(CATDOG_DATA=saved)
+    return root, best
+
+
+def test_a_run_that_found_its_data_records_the_folder_for_evaluate(found_run, tmp_path, monkeypatch):
+    root, best = found_run
+    meta = json.loads((best / "meta.json").read_text())
+    assert meta["config"]["data_dir"] == str((root / "photos").resolve())
+    monkeypatch.delenv("CATDOG_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)  # and from elsewhere: the recorded path is absolute
+    r = subprocess.run([sys.executable, "-m", "paddle_catdog", "evaluate", "--weights", str(best), "--no-vdl",
+                        "--out-dir", str(tmp_path / "e")], capture_output=True, text=True, timeout=300,
+                       env={k: v for k, v in os.environ.items() if k != "CATDOG_DATA"})
+    assert r.returncode == 0, r.stderr
+    assert "accuracy" in r.stdout and "on 8 images" in r.stdout, r.stdout
+
+
+def test_evaluate_on_the_training_folder_scores_only_the_held_out_split(found_run, tmp_path):
+    root, best = found_run
+    cfg = load_model(best)[1]
+    held_out = {p for p, _ in load_data(cfg, check=False).val.samples}
+    for given in (None, str(root / "photos"), str(root / "photos") + "/"):
+        report = evaluate_checkpoint(str(best), data_dir=given, device="cpu", out_dir=str(tmp_path / "o"), vdl=False)
+        assert report["n"] == len(held_out) == 8, (given, report["n"])  # not all 80 photos
+        assert "held out" in report["scored"] and "not scored" in report["scored"], report["scored"]
+    # a copy of the folder is another folder: every photo in it is scored, and the report says so
+    shutil.copytree(root / "photos", tmp_path / "copy")
+    report = evaluate_checkpoint(str(best), data_dir=str(tmp_path / "copy"), device="cpu",
+                                 out_dir=str(tmp_path / "o"), vdl=False)
+    assert report["n"] == 80 and "every labelled image" in report["scored"]
