@@ -24,7 +24,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from .config import TrainConfig
-from .files import atomic_folder, old_name, restore_interrupted, write_durably
+from .files import atomic_folder, old_name, restore_interrupted, write_durably, write_failure
 from .models import create_model
 
 WEIGHTS = "model.safetensors"
@@ -46,20 +46,33 @@ def save_checkpoint(folder: Path, model: paddle.nn.Layer, cfg: TrainConfig, clas
                     epoch: int, best_metric: float, metrics: Optional[Dict[str, float]] = None,
                     optimizer: Optional[paddle.optimizer.Optimizer] = None,
                     scheduler: Optional[paddle.optimizer.lr.LRScheduler] = None) -> Path:
-    """Write a complete checkpoint folder atomically (``files.atomic_folder``)."""
-    with atomic_folder(Path(folder)) as tmp:
-        save_file(state_to_numpy(model), str(tmp / WEIGHTS), metadata={"format": "paddle_catdog"})
-        meta = {"format_version": FORMAT_VERSION, "model": cfg.model, "classes": list(classes),
-                "epoch": int(epoch), "best_metric": float(best_metric), "metrics": metrics or {},
-                "config": cfg.to_dict()}
-        write_durably(tmp / META, json.dumps(meta, indent=2).encode())
-        if optimizer is not None:
-            state = {"optimizer": _rename_optimizer_state(optimizer.state_dict(), _param_names(model)),
-                     "scheduler": scheduler.state_dict() if scheduler is not None else None}
-            paddle.save(state, str(tmp / TRAIN_STATE))
-            with open(tmp / TRAIN_STATE, "rb+") as f:
-                os.fsync(f.fileno())
-    return Path(folder)
+    """Write a complete checkpoint folder atomically (``files.atomic_folder``). A failed write (a
+    full disk) leaves the previous checkpoint as it was and raises ``files.OutputError``, one line
+    that names the folder and says so."""
+    folder = Path(folder)
+    outcome = ("the previous checkpoint there is kept" if _complete(folder)
+               else "no checkpoint was written there")
+    try:
+        with atomic_folder(folder) as tmp:
+            save_file(state_to_numpy(model), str(tmp / WEIGHTS), metadata={"format": "paddle_catdog"})
+            meta = {"format_version": FORMAT_VERSION, "model": cfg.model, "classes": list(classes),
+                    "epoch": int(epoch), "best_metric": float(best_metric), "metrics": metrics or {},
+                    "config": cfg.to_dict()}
+            write_durably(tmp / META, json.dumps(meta, indent=2).encode())
+            if optimizer is not None:
+                _save_train_state(tmp / TRAIN_STATE, model, optimizer, scheduler)
+    except (OSError, SafetensorError) as e:  # safetensors reports a full disk as its own error
+        raise write_failure(folder, e, outcome) from e
+    return folder
+
+
+def _save_train_state(path: Path, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer,
+                      scheduler: Optional[paddle.optimizer.lr.LRScheduler]) -> None:
+    state = {"optimizer": _rename_optimizer_state(optimizer.state_dict(), _param_names(model)),
+             "scheduler": scheduler.state_dict() if scheduler is not None else None}
+    paddle.save(state, str(path))
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
 
 
 def _complete(folder: Path) -> bool:

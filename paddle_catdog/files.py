@@ -1,8 +1,10 @@
 """Files that survive a kill: a folder written beside its destination and swapped in by renames,
-and a streamed SHA-256. Checkpoints, exports and the download use them."""
+and a streamed SHA-256. Checkpoints, exports and the download use them. Also a write that fails
+(a full disk) becomes one line naming the file (``write_failure``)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -10,6 +12,32 @@ from pathlib import Path
 from typing import Iterator
 
 CHUNK = 1 << 20
+# errno values of a full disk or quota; EDQUOT is missing on Windows
+DISK_FULL = {errno.ENOSPC} | ({errno.EDQUOT} if hasattr(errno, "EDQUOT") else set())
+
+
+class OutputError(OSError):
+    """Writing a run's output failed; the message is one line for the user."""
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """ENOSPC or a quota, also when a library reports it only in its own message (safetensors
+    says ``I/O error: No space left on device (os error 28)``)."""
+    if isinstance(error, OSError) and error.errno in DISK_FULL:
+        return True
+    text = str(error)
+    return any(os.strerror(code) in text or f"os error {code})" in text for code in DISK_FULL)
+
+
+def write_failure(path: Path, error: BaseException, outcome: str = "") -> OutputError:
+    """The one-line error for a failed write of ``path``; ``outcome`` says what is left (e.g. that
+    the previous checkpoint is kept). Raise it ``from error``, so the cause stays for debugging."""
+    if is_disk_full(error):
+        what = f"no space left on device writing {path}"
+    else:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        what = f"cannot write {path}: {' '.join(reason.split())}"  # one line, whatever the cause
+    return OutputError(what + (f"; {outcome}" if outcome else ""))
 
 
 def fsync_dir(path: Path) -> None:

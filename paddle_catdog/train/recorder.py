@@ -2,7 +2,9 @@
 checkpoints, and the epoch's log line. Only the main process (rank 0) writes."""
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -10,6 +12,7 @@ import paddle
 
 from .. import checkpoint as ckpt
 from ..config import TrainConfig
+from ..files import write_failure
 from ..runlog import HISTORY, VdlLogger, append_history, keep_history
 from ..transforms import image_grid
 
@@ -21,8 +24,11 @@ def write_skipped(output: Path, skipped: Sequence[Tuple[str, str]]) -> None:
     if skipped:
         # surrogateescape: a file name that is not UTF-8 (old archives have them) is written back
         # as its original bytes instead of crashing the run.
-        path.write_text("".join(f"{p}\t{r}\n" for p, r in skipped), encoding="utf-8",
-                        errors="surrogateescape")
+        try:
+            path.write_text("".join(f"{p}\t{r}\n" for p, r in skipped), encoding="utf-8",
+                            errors="surrogateescape")
+        except OSError as e:
+            raise write_failure(path, e) from e
         log.warning("skipped %d file(s) that do not decode; listed in %s", len(skipped), path)
         for p, r in skipped[:20]:
             log.warning("  skipped %s: %s", p, r)
@@ -44,7 +50,10 @@ class EpochRecorder:
         self.best_acc = best_acc
         self.vdl = VdlLogger(self.output / "vdl" if main else None)
         if main and start_epoch > 0:
-            keep_history(self.output / HISTORY, upto_epoch=start_epoch)
+            try:
+                keep_history(self.output / HISTORY, upto_epoch=start_epoch)
+            except OSError as e:
+                raise write_failure(self.output / HISTORY, e) from e
         elif main:
             (self.output / HISTORY).unlink(missing_ok=True)
             self.vdl.hparams(cfg)
@@ -72,8 +81,8 @@ class EpochRecorder:
         self.vdl.scalars(logged, epoch)
         metrics["epoch_seconds"] = seconds
         if self.main:
-            append_history(self.output / HISTORY, {"epoch": epoch, "lr": train["lr"], "size": size,
-                                                   "images_per_s": train["images_per_s"], **metrics})
+            self.append_history({"epoch": epoch, "lr": train["lr"], "size": size,
+                                 "images_per_s": train["images_per_s"], **metrics})
             # the plan is saved, so a resumed run ends where this one would have, and prediction
             # uses the size the run trained at
             if improved:
@@ -87,5 +96,22 @@ class EpochRecorder:
                  epochs, train["loss"], train["acc"], val_text, train["lr"], train["images_per_s"],
                  seconds)
 
+    def append_history(self, row: Dict[str, float]) -> None:
+        """Append the epoch's row; a failed write (a full disk) is cut back off, so that a resumed
+        run does not meet half a JSON line, and ends the run with one line naming the file."""
+        path = self.output / HISTORY
+        size = path.stat().st_size if path.exists() else 0
+        try:
+            append_history(path, row)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.truncate(path, size)
+            raise write_failure(path, e, "the checkpoints of the previous epoch are kept") from e
+
     def close(self) -> None:
-        self.vdl.close()
+        """Flush VisualDL. Its logs are optional: a failed last write (a full disk) is a warning,
+        and must not replace the error that is ending the run."""
+        try:
+            self.vdl.close()
+        except OSError as e:
+            log.warning("VisualDL logs in %s may be incomplete: %s", self.output / "vdl", e)
