@@ -1,6 +1,8 @@
 """Files that survive a kill: a folder written beside its destination and swapped in by renames,
-and a streamed SHA-256. Checkpoints, exports and the download use them. Also a write that fails
-(a full disk) becomes one line naming the file (``write_failure``)."""
+and a streamed SHA-256. Checkpoints, exports and the download use them. Also what keeps a run's
+output safe: a write that fails (a full disk) becomes one line naming the file
+(``write_failure``), and a lock file lets one training run at a time own an output folder
+(``output_lock``)."""
 from __future__ import annotations
 
 import contextlib
@@ -8,16 +10,23 @@ import errno
 import hashlib
 import os
 import shutil
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
+
+try:
+    import fcntl  # POSIX; Windows has no flock, and there the output folder goes unlocked
+except ImportError:
+    fcntl = None
 
 CHUNK = 1 << 20
+LOCK = ".lock"
 # errno values of a full disk or quota; EDQUOT is missing on Windows
 DISK_FULL = {errno.ENOSPC} | ({errno.EDQUOT} if hasattr(errno, "EDQUOT") else set())
 
 
 class OutputError(OSError):
-    """Writing a run's output failed; the message is one line for the user."""
+    """Writing a run's output failed or its folder is taken; the message is one line for the user."""
 
 
 def is_disk_full(error: BaseException) -> bool:
@@ -108,3 +117,50 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: f.read(CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def output_lock(folder: Path, hint: str = "wait for it or use another --output") -> Iterator[None]:
+    """Own ``folder`` while the block runs: a second training run on it stops at once instead of
+    interleaving its checkpoints and history with the first's. ``<folder>/.lock`` is ``flock``ed
+    and holds the owner's pid and start time for the second run's message. The OS drops a flock
+    when its process ends, however it ends, so a killed run never leaves a stale lock (the file
+    stays; unlocked it means nothing). Without ``fcntl`` (Windows) the folder is not locked."""
+    path = Path(folder) / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if not _take_lock(fd):
+            raise OutputError(f"{folder}/ is in use by another training run ({lock_holder(path)}); "
+                              f"{hint}")
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {time.strftime('%Y-%m-%d %H:%M')}\n".encode())
+        except OSError as e:
+            raise write_failure(path, e) from e
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _take_lock(fd: int) -> bool:
+    """False when another process holds the lock. A filesystem without flock support (some
+    network mounts) or a system without fcntl counts as taken: better unlocked than unusable."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+            return False
+        if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
+    return True
+
+
+def lock_holder(path: Path) -> str:
+    """``pid 123, started 2026-11-29 01:02`` from a lock file (the holder may be mid-write)."""
+    try:
+        pid, _, started = Path(path).read_text(encoding="utf-8").strip().partition(" ")
+    except (OSError, ValueError):
+        pid, started = "", ""
+    return f"pid {pid or 'unknown'}" + (f", started {started}" if started else "")

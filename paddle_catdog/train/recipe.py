@@ -8,6 +8,7 @@ CUDA and sees one, and data-parallel under ``python -m paddle.distributed.launch
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import random
@@ -23,6 +24,7 @@ from .. import distributed as dist
 from ..config import TrainConfig, merge_resume
 from ..data.loader import make_loader
 from ..data.split import Data, load_data
+from ..files import output_lock
 from ..metrics import score
 from ..models import create_model
 from ..transforms import eval_size
@@ -39,7 +41,18 @@ log = logging.getLogger("paddle_catdog")
 def fit(cfg: TrainConfig, typed: Optional[Iterable[str]] = None) -> Path:
     """Train as ``cfg`` says; returns the ``best`` checkpoint folder. ``typed`` names the options
     the user typed (the CLI passes them): a resumed run takes the rest from its checkpoint, and
-    ``--pretrained`` fills the rest with fine-tuning defaults. None: ``cfg`` is used as written."""
+    ``--pretrained`` fills the rest with fine-tuning defaults. None: ``cfg`` is used as written.
+    The run owns ``cfg.output`` from start to end (``files.output_lock``, taken by rank 0): a
+    second run on the same folder stops at once instead of mixing its checkpoints in."""
+    main = dist.is_main()
+    if main:
+        Path(cfg.output).mkdir(parents=True, exist_ok=True)
+    with output_lock(Path(cfg.output)) if main else contextlib.nullcontext():
+        return _fit(cfg, typed)
+
+
+def _fit(cfg: TrainConfig, typed: Optional[Iterable[str]]) -> Path:
+    """``fit``'s work, inside the output lock."""
     setup_logging(logging.INFO if dist.is_main() else logging.WARNING)  # one rank's log is enough
     start = time.time()
     cfg, resume_from, pretrained = settle_config(cfg.validate(), typed)
