@@ -21,6 +21,7 @@ from typing import List, Optional, Tuple
 from tqdm import tqdm
 
 from ..files import CHUNK, sha256_of
+from .archive import unpack
 from .check import drop_unreadable
 from .layouts import DataError, find_samples
 from .locate import DOWNLOAD_DEST, KAGGLE_PAGE, PETIMAGES_URL
@@ -107,19 +108,6 @@ def check_archive(path: Path, sha256: Optional[str] = None) -> None:
         raise DataError(f"{path}: not a complete zip archive ({e}); delete it and download again") from e
     if bad is not None:
         raise DataError(f"{path}: member {bad} is corrupt; delete the archive and download again")
-
-
-def unpack(archive: Path, dest: Path) -> List[Path]:
-    """Extract ``archive`` into ``dest`` (refusing members that would land outside it); returns
-    the top-level entries it created."""
-    dest = dest.resolve()
-    with zipfile.ZipFile(archive) as z:
-        for name in z.namelist():
-            if not (dest / name).resolve().is_relative_to(dest):
-                raise DataError(f"{archive}: member {name!r} points outside {dest}; not unpacking")
-        z.extractall(dest)
-        tops = sorted({Path(n).parts[0] for n in z.namelist() if Path(n).parts})
-    return [dest / t for t in tops]
 
 
 def remove_undecodable(root: Path, remove: bool = True, progress: bool = True) -> List[Tuple[str, str]]:
