@@ -2,7 +2,8 @@
 
 Every function returns a matplotlib ``Figure`` (notebooks display it) and, given ``path``, also
 writes it as a PNG (the evaluation command and the README). Nothing here computes results: the
-numbers come from evaluate.py, explain.py and train/ so the pictures show the tested code.
+numbers come from evaluate.py, explain.py, basics.py and train/ so the pictures show the tested
+code. Figure text stays English: CJK fonts may be missing where the notebooks run.
 """
 from __future__ import annotations
 
@@ -80,8 +81,11 @@ def plot_curves(history: Sequence[Mapping[str, float]], path: Optional[PathLike]
 
 def show_images(images: Sequence[np.ndarray], titles: Optional[Sequence[str]] = None,
                 ncol: int = 4, path: Optional[PathLike] = None, cmap: Optional[str] = None,
-                size: float = 2.6, suptitle: Optional[str] = None) -> Figure:
-    """A grid of HWC RGB (or HW single-channel, drawn with ``cmap``) arrays with titles."""
+                size: float = 2.6, suptitle: Optional[str] = None,
+                value_range: Optional[Tuple[float, float]] = None) -> Figure:
+    """A grid of HWC RGB (or HW single-channel, drawn with ``cmap``) arrays with titles.
+    Single-channel maps are each scaled to their own range unless ``value_range`` gives one
+    range for all, so that their brightness can be compared."""
     n = max(len(images), 1)
     ncol = min(ncol, n)
     nrow = math.ceil(n / ncol)
@@ -90,7 +94,8 @@ def show_images(images: Sequence[np.ndarray], titles: Optional[Sequence[str]] = 
         ax.axis("off")
         if i < len(images):
             img = images[i]
-            ax.imshow(img, cmap=cmap if img.ndim == 2 else None)
+            vmin, vmax = value_range if value_range is not None and img.ndim == 2 else (None, None)
+            ax.imshow(img, cmap=cmap if img.ndim == 2 else None, vmin=vmin, vmax=vmax)
             if titles is not None:
                 ax.set_title(titles[i], fontsize=9)
     if suptitle:
@@ -150,6 +155,68 @@ def feature_map_grid(maps: Dict[str, np.ndarray], n_channels: int = 8,
     return _finish(fig, path)
 
 
+def plot_shift_change(changes: Mapping[int, Sequence[float]], shifts: Sequence[int],
+                      path: Optional[PathLike] = None) -> Figure:
+    """Relative change of the feature maps against the shift, one line per pooling size, from
+    ``basics.shift_change``: the lower the line, the less a small move of the photo matters."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    for k, values in changes.items():
+        label = "no pooling" if k == 1 else f"{k}x{k} max pooling"
+        ax.plot(list(shifts), list(values), "-o", label=label)
+    ax.set_xticks(list(shifts))
+    ax.set_xlabel("shift (pixels)")
+    ax.set_ylabel("relative change of the features")
+    ax.set_ylim(bottom=0)
+    ax.set_title("Pooling absorbs small shifts")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _finish(fig, path)
+
+
+def plot_accuracy_bars(results: Mapping[str, Mapping[str, float]], path: Optional[PathLike] = None,
+                       title: str = "Train vs validation accuracy") -> Figure:
+    """Grouped bars, e.g. ``{"MLP": {"train": 0.98, "val": 0.57}, "CNN": {...}}``: the gap
+    between a model's two bars is how much it overfits."""
+    names = list(results)
+    splits = list(next(iter(results.values()))) if results else []
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(names), 3.4))
+    width = 0.8 / max(len(splits), 1)
+    x = np.arange(len(names))
+    for k, split in enumerate(splits):
+        bars = ax.bar(x + k * width, [results[n][split] for n in names], width, label=split)
+        ax.bar_label(bars, fmt="%.2f", fontsize=8)
+    ax.set_xticks(x + width * (len(splits) - 1) / 2, labels=names)
+    ax.axhline(0.5, color="gray", lw=0.8, ls=":")  # chance for two balanced classes
+    ax.set_ylim(0, 1.08)
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    return _finish(fig, path)
+
+
+def plot_depth_comparison(grad_norms: Mapping[str, np.ndarray], losses: Mapping[str, Sequence[float]],
+                          path: Optional[PathLike] = None, smooth: int = 5) -> Figure:
+    """Left: gradient norm per layer (log scale) at initialisation; right: training loss per
+    batch (moving average over ``smooth`` batches), for a plain stack and a residual one."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+    for name, norms in grad_norms.items():
+        left.semilogy(np.arange(1, len(norms) + 1), norms, "-o", markersize=3, label=name)
+    left.set_xlabel("layer (1 = nearest the input)")
+    left.set_ylabel("gradient norm of the conv weight")
+    left.set_title("Gradient per layer at initialisation")
+    for name, values in losses.items():
+        v = np.asarray(values, np.float64)
+        k = max(1, min(smooth, len(v)))
+        right.plot(np.convolve(v, np.ones(k) / k, mode="valid"), label=name)
+    right.set_xlabel("batch")
+    right.set_ylabel(f"training loss (mean of {smooth} batches)")
+    right.set_title("Training loss")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _finish(fig, path)
+
+
 def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
     """Blend a [0, 1] heat map (any size; resized) over an HWC uint8 RGB image."""
     import cv2
@@ -165,4 +232,5 @@ def close_all() -> None:
 
 
 __all__ = ["plot_confusion_matrix", "plot_curves", "show_images", "plot_class_balance",
-           "plot_activations", "feature_map_grid", "overlay_heatmap", "close_all"]
+           "plot_activations", "feature_map_grid", "plot_shift_change", "plot_accuracy_bars",
+           "plot_depth_comparison", "overlay_heatmap", "close_all"]
