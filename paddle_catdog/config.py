@@ -15,6 +15,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, Iterable, Optional, Tuple
 
+from .transforms import MAX_IMAGE_PIXELS
+
 
 def _opt(default: Any, help: str, **kw) -> Any:
     return field(default=default, metadata={"help": help, **kw})
@@ -32,6 +34,10 @@ class TrainConfig:
                           "into --data-dir (default data/), check, unpack and clean it")
     max_per_class: int = _opt(0, "use at most this many training images per class (0: all); "
                               "for quick runs and tests")
+    max_image_pixels: int = _opt(MAX_IMAGE_PIXELS, "refuse an image whose header declares more "
+                                 "pixels than this, before decoding it (a decompression bomb of 1 MB "
+                                 "can declare 30,000 x 30,000): training lists it in skipped.txt, "
+                                 "prediction names it")
     # --- model ------------------------------------------------------------------------------
     model: str = _opt("resnet18", "model name: cnn, resnet18, resnet34, resnet50")
     width: int = _opt(32, "ResNet base width (64 is the paper's network; 32 trains ~3x faster "
@@ -117,6 +123,7 @@ class TrainConfig:
             (0 <= self.val_split < 1, f"--val-split must be in [0, 1) (got {self.val_split})"),
             (self.min_epochs >= 0, f"--min-epochs must be >= 0 (got {self.min_epochs})"),
             (self.num_workers >= 0, f"--num-workers must be >= 0 (got {self.num_workers})"),
+            (self.max_image_pixels >= 1, f"--max-image-pixels must be at least 1 (got {self.max_image_pixels})"),
             (self.time_budget >= 0, f"--time-budget must be >= 0 (got {self.time_budget})"),
             (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
             (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),

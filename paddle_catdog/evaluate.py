@@ -89,7 +89,7 @@ def evaluate_checkpoint(weights: str, data_dir: Optional[str] = None, batch_size
     folder = ckpt.resolve_checkpoint(Path(weights))
     model, cfg, classes, meta = ckpt.load_model(folder)
     samples, scored = select_eval_images(cfg, classes, data_dir)
-    good, skipped = drop_unreadable(samples.samples)
+    good, skipped = drop_unreadable(samples.samples, max_pixels=cfg.max_image_pixels)
     if not good:
         raise DataError(f"no decodable images to evaluate in {data_dir or cfg.data_dir}")
     cfg.num_workers, cfg.progress = num_workers, progress

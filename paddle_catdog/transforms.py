@@ -13,9 +13,19 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
+from .imagesize import declared_size
+
 # ImageNet statistics: what Paddle's published ResNet weights were trained with (see --pretrained).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Images declaring more pixels than this are refused before decoding (--max-image-pixels): a
+# 100 M pixel photo decodes to 300 MB, far beyond any camera's 50 M; a decompression bomb declares
+# 1 G pixels (3 GB) in a file of under 1 MB.
+MAX_IMAGE_PIXELS = 100_000_000
+# IMREAD_COLOR turns the stored pixels upright as the EXIF Orientation tag says (a photo viewer
+# shows phone photos that way; IMREAD_UNCHANGED ignores the tag); ANYDEPTH keeps 16-bit samples
+# for to_rgb_uint8 to scale.
+DECODE_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
 
 
 class ImageDecodeError(ValueError):
@@ -27,9 +37,9 @@ def read_bytes(path: str) -> bytes:
         return f.read()
 
 
-def bytes_problem(data: bytes) -> Optional[str]:
-    """Why ``data`` cannot be a usable image, judged from the bytes alone; None when it may be.
-    Shared by Decode and the pre-training check so both give the same reasons."""
+def bytes_problem(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> Optional[str]:
+    """Why ``data`` cannot be a usable image, judged from the bytes alone (before any decode);
+    None when it may be. Shared by Decode and the pre-training check so both give the same reasons."""
     if not data:
         return "empty file"
     # Every complete JPEG holds the end-of-image marker FF D9. OpenCV 5 rejects a file cut short,
@@ -38,6 +48,9 @@ def bytes_problem(data: bytes) -> Optional[str]:
     # then judges.) Never rejects a complete file.
     if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data:
         return "truncated JPEG (no end-of-image marker)"
+    size = declared_size(data)
+    if size and size[0] * size[1] > max_pixels:
+        return f"image too large: {size[0]} x {size[1]} (more than {max_pixels:,} pixels; --max-image-pixels)"
     return None
 
 
@@ -51,15 +64,20 @@ def imdecode(buf: np.ndarray, flags: int) -> Optional[np.ndarray]:
 
 
 class Decode:
-    """Bytes -> HWC uint8 RGB. ``cv2.imdecode`` on bytes (not ``cv2.imread``) so non-ASCII paths
-    work on every OS. Grayscale becomes 3 channels, alpha is dropped, 16-bit is scaled to 8-bit."""
+    """Bytes -> HWC uint8 RGB, upright as the EXIF orientation says. ``cv2.imdecode`` on bytes
+    (not ``cv2.imread``) so non-ASCII paths work on every OS. Grayscale becomes 3 channels, alpha
+    is dropped, 16-bit is scaled to 8-bit. Images declaring more than ``max_pixels`` are refused
+    from their header, before decoding."""
+
+    def __init__(self, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+        self.max_pixels = max_pixels
 
     def __call__(self, data: Union[bytes, np.ndarray]) -> np.ndarray:
         raw = bytes(data) if isinstance(data, (bytes, bytearray)) else np.asarray(data, np.uint8).tobytes()
-        problem = bytes_problem(raw)
+        problem = bytes_problem(raw, self.max_pixels)
         if problem:
             raise ImageDecodeError(problem)
-        img = imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED)
+        img = imdecode(np.frombuffer(raw, np.uint8), DECODE_FLAGS)
         if img is None:
             raise ImageDecodeError("not a decodable image")
         return to_rgb_uint8(img)
@@ -208,7 +226,8 @@ def build_transform(cfg, train: bool, decode: bool = True) -> Compose:
         # Resize the short side to size / crop_ratio, keep the central size x size: what most
         # ImageNet recipes do (224 from 256 is crop_ratio 0.875).
         ops = [ResizeShort(round(size / cfg.eval_crop_ratio)), CenterCrop(size)]
-    return Compose(([Decode()] if decode else []) + ops + [Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    decoder = [Decode(cfg.max_image_pixels)] if decode else []
+    return Compose(decoder + ops + [Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
 def image_grid(batch: np.ndarray, ncol: int = 8) -> np.ndarray:

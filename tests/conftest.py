@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from types import ModuleType
 from typing import Dict, List, Optional
@@ -104,3 +106,17 @@ def tiny_config(data_dir: Path, output: Path, **overrides):
                   lr=3e-3, warmup_epochs=0.5, rotate_degrees=0, crop_scale_min=0.6)
     values.update(overrides)
     return TrainConfig(**values)
+
+
+def png_bomb(width: int = 30000, height: int = 30000) -> bytes:
+    """A valid black 1-bit PNG declaring ``width`` x ``height`` pixels: about 100 KB on disk,
+    while OpenCV decodes it to ``width * height * 3`` bytes (2.7 GB for the default)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    packer = zlib.compressobj(9)
+    row = b"\0" * (1 + (width + 7) // 8)  # filter byte + packed bits
+    body = b"".join(packer.compress(row * 1000) for _ in range(height // 1000))
+    body += packer.compress(row * (height % 1000)) + packer.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+

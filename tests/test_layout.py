@@ -10,7 +10,7 @@ from conftest import ROOT
 PACKAGE = ROOT / "paddle_catdog"
 # Lowest first; a module may import from its own layer (without a cycle) or the ones below.
 LAYERS = [
-    {"paddle_catdog", "cpu", "config", "transforms", "runtime", "files", "distributed", "plots"},
+    {"paddle_catdog", "cpu", "config", "transforms", "imagesize", "runtime", "files", "distributed", "plots"},
     {"data", "models", "checkpoint", "metrics", "runlog"},
     {"train", "predict", "evaluate", "explain", "basics"},
     {"cli", "__main__"},

@@ -23,7 +23,7 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import ROOT, make_class_folders, make_kaggle_flat, stripes, tiny_config, write_image
+from conftest import ROOT, make_class_folders, make_kaggle_flat, png_bomb, stripes, tiny_config, write_image
 from paddle_catdog import checkpoint as ckpt
 from paddle_catdog.data import split
 from paddle_catdog.runlog import HISTORY, read_history
@@ -102,6 +102,10 @@ def make_messy_folder(root: Path) -> Dict[Path, Optional[str]]:
     huge_path.write_bytes(cv2.imencode(".png", huge, [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes())
     expected[huge_path] = None
     del huge
+    # A decompression bomb: 100 KB declaring 30,000 x 30,000 (2.7 GB decoded), refused from its header.
+    bomb = root / "cat" / "bomb.png"
+    bomb.write_bytes(png_bomb(30000, 30000))
+    expected[bomb] = "image too large: 30000 x 30000"
     # Unreadable: permissions (root reads anyway, so then it is simply a good image) ...
     locked = write_image(root / "cat" / "locked.png", stripes(0, 32, rng))
     locked.chmod(0)

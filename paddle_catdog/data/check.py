@@ -2,6 +2,7 @@
 (never silently replaced by another sample)."""
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import List, Optional, Sequence, Tuple
 
@@ -9,17 +10,18 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..transforms import bytes_problem, imdecode, read_bytes
+from ..transforms import MAX_IMAGE_PIXELS, bytes_problem, imdecode, read_bytes
 from .layouts import Sample
 
 
-def check_image(path: str) -> Optional[str]:
-    """None if ``path`` decodes as an image, else the reason it does not."""
+def check_image(path: str, max_pixels: int = MAX_IMAGE_PIXELS) -> Optional[str]:
+    """None if ``path`` decodes as an image, else the reason it does not (an image declaring
+    more than ``max_pixels`` is refused from its header, never decoded)."""
     try:
         data = read_bytes(path)
     except OSError as e:
         return f"cannot read: {e.strerror or e}"
-    problem = bytes_problem(data)
+    problem = bytes_problem(data, max_pixels)
     if problem:
         return problem
     # The reduced decode reads the whole stream (so truncation and garbage are caught) at a
@@ -36,13 +38,13 @@ def check_image(path: str) -> Optional[str]:
     return None
 
 
-def drop_unreadable(samples: Sequence[Sample], workers: int = 4, progress: bool = False
-                    ) -> Tuple[List[Sample], List[Tuple[str, str]]]:
+def drop_unreadable(samples: Sequence[Sample], workers: int = 4, progress: bool = False,
+                    max_pixels: int = MAX_IMAGE_PIXELS) -> Tuple[List[Sample], List[Tuple[str, str]]]:
     """Decode-check every file before training (threads: OpenCV releases the GIL) and return
     the usable samples and the (path, reason) of each skipped one."""
     paths = [s[0] for s in samples]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(check_image, paths, chunksize=32)
+        results = pool.map(functools.partial(check_image, max_pixels=max_pixels), paths, chunksize=32)
         if progress:
             results = tqdm(results, total=len(paths), desc="checking images", leave=False)
         reasons = list(results)

@@ -71,8 +71,9 @@ def load_data(cfg: TrainConfig, check: bool = True) -> Data:
     train_samples = limit_per_class(train_samples, cfg.max_per_class, cfg.seed)
     skipped: List[Tuple[str, str]] = []
     if check:
-        train_samples, bad_train = drop_unreadable(train_samples, progress=cfg.progress)
-        val_samples, bad_val = drop_unreadable(val_samples, progress=cfg.progress)
+        train_samples, bad_train = drop_unreadable(train_samples, progress=cfg.progress,
+                                                   max_pixels=cfg.max_image_pixels)
+        val_samples, bad_val = drop_unreadable(val_samples, progress=cfg.progress, max_pixels=cfg.max_image_pixels)
         skipped = bad_train + bad_val
     train_set = SampleSet(train_samples, classes, train.layout)
     val_set = SampleSet(val_samples, classes, train.layout)

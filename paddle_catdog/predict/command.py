@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 
-from .inference import PRECISIONS
 from ..checkpoint import DEFAULT_OUTPUT, find_default_weights
+from ..transforms import MAX_IMAGE_PIXELS
+from .inference import PRECISIONS
 from .load import ENGINES, expand_inputs, load_predictor
 
 
@@ -34,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Paddle Inference arithmetic on CPU: auto is bf16 where the CPU has "
                              "native bfloat16 (AMX, AVX512-BF16; ~3x faster, same accuracy on val/), "
                              "else fp32; fp32 matches the dygraph model to 1e-4")
+    parser.add_argument("--max-image-pixels", type=int, default=MAX_IMAGE_PIXELS,
+                        help="refuse an image whose header declares more pixels than this, before "
+                             "decoding it (a 1 MB decompression bomb can declare 30,000 x 30,000)")
     return parser
 
 
@@ -42,8 +46,11 @@ def predict(args: argparse.Namespace) -> int:
     A setting or checkpoint that cannot work raises (the CLI prints it as one line)."""
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1 (got {args.batch_size})")
+    if args.max_image_pixels < 1:
+        raise ValueError(f"--max-image-pixels must be at least 1 (got {args.max_image_pixels})")
     weights = Path(args.weights) if args.weights else find_default_weights()
     predictor = load_predictor(str(weights), args.engine, args.device, args.precision)
+    predictor.limit_image_pixels(args.max_image_pixels)
     paths, errors = expand_inputs(args.img)
     for path, reason in errors:
         print(f"error: {path}: {reason}", file=sys.stderr)

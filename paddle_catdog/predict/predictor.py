@@ -4,6 +4,7 @@ Preprocessing is ``build_transform(cfg, train=False)``, the same function evalua
 from the config stored beside the weights."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,6 +30,12 @@ class BasePredictor:
 
     cfg: TrainConfig
     classes: List[str]
+
+    def limit_image_pixels(self, limit: int) -> None:
+        """Refuse images whose header declares more than ``limit`` pixels (--max-image-pixels),
+        before decoding them; the checkpoint's own setting applies otherwise."""
+        self.cfg = dataclasses.replace(self.cfg, max_image_pixels=limit)
+        self.transform = build_transform(self.cfg, train=False)
 
     def preprocess(self, path: str) -> np.ndarray:
         try:
