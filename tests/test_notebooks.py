@@ -1,6 +1,11 @@
 """The notebooks execute top to bottom (nbclient) with tiny settings, on generated images and, when
-CATDOG_DATA is set, on the real photos; and they are committed without outputs."""
+CATDOG_DATA is set, on the real photos, and show what they teach (the hand-written loop's loss, the
+prediction steps agreeing with Predictor); they are committed without outputs; and every markdown
+cell holds both languages, Chinese first, then English."""
+import math
+import re
 from pathlib import Path
+from typing import List
 
 import pytest
 
@@ -17,6 +22,16 @@ PARAMETERS_TAG, execute_notebook, has_outputs = (run_notebooks.PARAMETERS_TAG, r
 NOTEBOOKS = ROOT / "notebooks"
 NAMES = ["01_cnn_basics.ipynb", "02_train.ipynb", "03_predict_and_explain.ipynb"]
 FIGURES = ("curves.png", "confusion_matrix.png", "gradcam.jpg")
+
+
+def test_notebook_02_writes_the_model_and_the_loop_out():
+    """The learner reads (and can change) the CNN class and the training loop, not only calls."""
+    nb = nbformat.read(str(NOTEBOOKS / "02_train.ipynb"), as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    for piece in ("class SimpleCNN(nn.Layer)", "def __init__", "def forward", "loss.backward()",
+                  "opt.step()", "opt.clear_grad()", "LOOP_EPOCHS", "fit(cfg)"):
+        assert piece in code, piece
+    assert code.index("loss.backward()") < code.index("fit(cfg)"), "the hand-written loop comes first"
 
 
 def test_committed_notebooks_are_stripped_and_parameterised():
@@ -36,7 +51,7 @@ def run_all(data_dir: Path, tmp: Path, **tiny) -> Path:
     common = {"DATA_DIR": str(data_dir)}
     runs = [
         ("01_cnn_basics.ipynb", {"IMAGE_SIZE": tiny["IMAGE_SIZE"]}),
-        ("02_train.ipynb", {"MODEL": "resnet18", "WIDTH": 8, "EPOCHS": 1, "BATCH_SIZE": 16,
+        ("02_train.ipynb", {"MODEL": "resnet18", "WIDTH": 8, "EPOCHS": 1, "LOOP_EPOCHS": 1, "BATCH_SIZE": 16,
                             "NUM_WORKERS": 0, "OUTPUT": str(out), "FIGURES_DIR": str(figures),
                             "IMAGE_SIZE": tiny["IMAGE_SIZE"], "MAX_PER_CLASS": tiny["MAX_PER_CLASS"]}),
         ("03_predict_and_explain.ipynb", {"WEIGHTS": str(out / "best"), "MAX_IMAGES": tiny["MAX_IMAGES"],
@@ -49,7 +64,32 @@ def run_all(data_dir: Path, tmp: Path, **tiny) -> Path:
                          out_path=tmp / "executed" / name)
     for name in FIGURES:
         assert (figures / name).stat().st_size > 5000, name
+    check_what_the_notebooks_show(tmp / "executed")
     return tmp / "executed"
+
+
+def output_text(path: Path) -> str:
+    """The printed output (streams and plain-text results) of an executed notebook."""
+    nb = nbformat.read(str(path), as_version=4)
+    return "\n".join(o.get("text", "") or o.get("data", {}).get("text/plain", "")
+                     for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def check_what_the_notebooks_show(executed: Path) -> None:
+    """02 shows its own CNN class and the package's, and trains it with the hand-written loop
+    (one epoch in the tests) before fit; 03 prints each prediction step, and its last step asserts
+    that they agree with Predictor (the run fails otherwise)."""
+    train = output_text(executed / "02_train.ipynb")
+    assert train.count("Total params") >= 3, "summaries of the notebook's SimpleCNN, cnn and resnet18"
+    assert "class ConvBlock(nn.Sequential)" in train and "class SimpleCNN(nn.Layer)" in train
+    losses = re.findall(r"epoch 1/1: mean training loss (\S+) over (\d+) batches", train)
+    assert len(losses) == 1 and math.isfinite(float(losses[0][0])) and int(losses[0][1]) > 0, losses
+    accuracy = re.search(r"validation accuracy after 1 epoch\(s\): ([\d.]+) on (\d+) photos", train)
+    assert accuracy and 0 <= float(accuracy[1]) <= 1 and int(accuracy[2]) > 0, train[-2000:]
+    predict = output_text(executed / "03_predict_and_explain.ipynb")
+    for step in ("Compose([Decode", "batch paddle.Size([1, 3,", "logits: paddle.Size([1, 2])",
+                 "probabilities:", "(class ", "the five steps agree with Predictor"):
+        assert step in predict, step
 
 
 def test_notebooks_run_on_generated_images(tmp_path):
@@ -68,3 +108,99 @@ def test_notebooks_run_on_generated_images(tmp_path):
 @requires_real_data
 def test_notebooks_run_on_real_photos(tmp_path):
     run_all(real_data(), tmp_path, IMAGE_SIZE=64, MAX_PER_CLASS=30, MAX_IMAGES=20)
+
+
+# ------------------------------------------------------------------------------- both languages
+CJK = re.compile(r"[\u4e00-\u9fff]")
+LATIN_WORD = re.compile(r"(?<![A-Za-z])[A-Za-z]{2,}(?![A-Za-z])")
+# An English sentence has some of these; a Chinese one naming `fit`, ResNet or VisualDL has none.
+FUNCTION_WORDS = frozenset("""the an of to in on at by for with from and or but is are was be it its
+    this that these as into than then what how why when where which each not no one same""".split())
+
+
+def prose(markdown: str) -> str:
+    """Markdown without what is prose in neither language: code (fenced and inline), URLs, link
+    targets, HTML tags and LaTeX."""
+    text = re.sub(r"```.*?```|~~~.*?~~~", " ", markdown, flags=re.S)
+    text = re.sub(r"`[^`\n]*`", " ", text)
+    text = re.sub(r"\]\([^)]*\)", "] ", text)
+    text = re.sub(r"(?:https?|ftp)://\S+|www\.\S+", " ", text)
+    text = re.sub(r"<[^>]+>", " ", text)
+    return re.sub(r"\$\$.*?\$\$|\$[^$\n]+\$", " ", text, flags=re.S)
+
+
+def language_problems(markdown: str) -> List[str]:
+    """What a markdown cell lacks to hold both languages, Chinese first. Each heading needs a few
+    CJK characters and an English word ("## 5. 曲线 · Curves"); the rest of the cell (its body)
+    needs a few CJK characters and a few English words, one of them a common function word (so
+    identifiers in a Chinese sentence do not pass for English), the Chinese first."""
+    lines = [line for line in markdown.splitlines() if line.strip()]
+    problems = []
+    for heading in (line for line in lines if line.lstrip().startswith("#")):
+        text = prose(heading)
+        if len(CJK.findall(text)) < 2:
+            problems.append(f"Chinese is missing in the heading {heading.strip()!r}")
+        if not LATIN_WORD.search(text):
+            problems.append(f"English is missing in the heading {heading.strip()!r}")
+    body = prose("\n".join(line for line in lines if not line.lstrip().startswith("#")))
+    if not body.strip():
+        return problems
+    cjk = CJK.findall(body)
+    words = list(LATIN_WORD.finditer(body))
+    function = [m for m in words if m[0].lower() in FUNCTION_WORDS]
+    if len(cjk) < 4:
+        problems.append(f"Chinese is missing ({len(cjk)} CJK characters outside code and headings)")
+    if len(words) < 3 or not function:
+        problems.append(f"English is missing ({len(words)} Latin-alphabet words outside code and "
+                        f"headings, {len(function)} of them common English words such as 'the', 'of', 'to')")
+    if cjk and function and function[0].start() < CJK.search(body).start():
+        problems.append("English comes before Chinese (write Chinese first, then English)")
+    return problems
+
+
+def notebook_language_problems(path: Path) -> List[str]:
+    nb = nbformat.read(str(path), as_version=4)
+    return [f"{path.name} cell {i} ({cell.source.strip().splitlines()[0][:50] if cell.source.strip() else ''!r}): {p}"
+            for i, cell in enumerate(nb.cells) if cell.cell_type == "markdown"
+            for p in language_problems(cell.source)]
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
+def test_every_markdown_cell_holds_both_languages(path):
+    problems = notebook_language_problems(path)
+    assert not problems, ("every markdown cell holds Chinese first, then English (cells counted "
+                          "from 0):\n" + "\n".join(problems))
+
+
+@pytest.mark.parametrize("markdown, problem", [
+    ("## 5. Curves\nThe loss and the accuracy of each epoch.", "Chinese is missing"),
+    ("## 5. 训练曲线\n每一轮的损失和准确率。", "English is missing"),
+    ("## 4. 训练\n用 VisualDL 记录 ResNet 的 loss 和 accuracy。", "English is missing"),  # names only
+    ("## 曲线 · Curves\n每一轮的损失：`the loss of each epoch`。", "English is missing"),  # code spans
+    ("The loss of each epoch.\n\n每一轮的损失和准确率。", "English comes before Chinese"),
+    ("## Curves", "Chinese is missing"),
+    ("## 训练曲线", "English is missing"),
+    ("## 1. 查看数据 · Look at the data\n\n两个类别的图片数量是否平衡。", "English is missing"),  # body
+    ("## 1. Look at the data\n\n两个类别是否平衡。\n\nAre the two classes balanced?", "Chinese is missing"),
+])
+def test_language_check_finds_monolingual_cells(markdown, problem):
+    assert any(p.startswith(problem) for p in language_problems(markdown)), language_problems(markdown)
+
+
+@pytest.mark.parametrize("markdown", [
+    "## 5. 曲线 · Curves",
+    "## 6. 训练曲线 · The training curves\n\n每一轮的损失（`history.jsonl`）。\n\nLoss per epoch, read from `history.jsonl`.",
+    "softmax 把 logits 变成概率：$p_i = e^{z_i} / \\sum_j e^{z_j}$。\n\nSoftmax turns the logits into probabilities.",
+])
+def test_language_check_accepts_bilingual_cells(markdown):
+    assert language_problems(markdown) == []
+
+
+def test_language_check_names_the_notebook_and_cell(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# 标题 · The title"), nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_markdown_cell("Only English in this cell.")])
+    nbformat.write(nb, str(tmp_path / "99_mono.ipynb"))
+    assert notebook_language_problems(tmp_path / "99_mono.ipynb") == [
+        "99_mono.ipynb cell 2 ('Only English in this cell.'): Chinese is missing (0 CJK characters "
+        "outside code and headings)"]
