@@ -5,7 +5,8 @@ rank through ``PADDLE_*`` environment variables. With one process every function
 so ``fit`` runs the same code either way: ``wrap`` initialises the process group and returns
 ``paddle.DataParallel(model)`` (gradients all-reduced in backward), training batches come from a
 ``DistributedBatchSampler`` (each rank a different shard of each epoch's shuffle), each rank
-evaluates its own slice of the validation set and ``reduce_sums`` adds the counts up, and only
+evaluates its own slice of the validation set with rank 0's batch-norm statistics (``sync_state``)
+and ``reduce_sums`` adds the counts up, and only
 rank 0 writes logs and checkpoints (``is_main``).
 """
 from __future__ import annotations
@@ -40,6 +41,17 @@ def wrap(model: paddle.nn.Layer, find_unused: bool = False) -> paddle.nn.Layer:
     # find_unused: parameters frozen by --freeze-epochs get no gradient, and the all-reduce
     # must not wait for them (it costs a graph walk per step, so only when needed).
     return paddle.DataParallel(model, find_unused_parameters=find_unused)
+
+
+def sync_state(model: paddle.nn.Layer) -> None:
+    """Give every rank rank 0's state. DataParallel keeps the trained weights equal on all
+    ranks, but batch-norm running statistics (non-trainable parameters in Paddle, not buffers)
+    follow each rank's own batches, while the checkpoint holds rank 0's: scoring with rank 0's
+    state makes the all-reduced validation score the score of the checkpoint that is saved."""
+    if world_size() <= 1:
+        return
+    for tensor in model.state_dict().values():
+        dist.broadcast(tensor, src=0)
 
 
 def shard_indices(n: int) -> Sequence[int]:

@@ -144,6 +144,7 @@ class Loaders:
         if eval_size(planned) != self._val_size:
             self._val_size = eval_size(planned)
             self._val = make_loader(self.data.val, planned, train=False)
+        dist.sync_state(model)  # every rank scores with the statistics the checkpoint holds
         return score(model, self._val, self.cfg.progress, self.cfg.tta)
 
 
