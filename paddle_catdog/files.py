@@ -70,6 +70,17 @@ def write_durably(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def replace_file(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: into ``<name>.tmp``, then renamed over it, so a full
+    disk or a crash midway leaves the previous contents."""
+    tmp = Path(path).with_name(Path(path).name + ".tmp")
+    try:
+        write_durably(tmp, data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def old_name(folder: Path) -> Path:
     """Where the previous version of ``folder`` waits during a swap."""
     return folder.with_name(folder.name + ".old")

@@ -11,6 +11,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .config import TrainConfig
+from .files import replace_file
 
 log = logging.getLogger("paddle_catdog")
 
@@ -25,9 +26,10 @@ def append_history(path: Path, row: Dict[str, float]) -> None:
 
 
 def keep_history(path: Path, upto_epoch: int) -> None:
-    """Drop the rows after ``upto_epoch`` (a resumed run redoes those epochs)."""
+    """Drop the rows after ``upto_epoch`` (a resumed run redoes those epochs); all rows stay
+    when the rewrite fails (a full disk)."""
     kept = read_history(path, upto_epoch)
-    Path(path).write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+    replace_file(Path(path), "".join(json.dumps(r) + "\n" for r in kept).encode("utf-8"))
 
 
 def read_history(path: Path, upto_epoch: Optional[int] = None) -> List[Dict[str, float]]:

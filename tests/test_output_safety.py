@@ -268,3 +268,26 @@ def test_the_lock_file_does_not_get_in_the_way(data, tmp_path, capsys, quiet_log
     capsys.readouterr()
     assert evaluate_main(["--weights", str(out / "best"), "--data-dir", str(data / "val")]) == 0
     assert ckpt.find_default_weights(str(out)) == out / "best"
+
+
+def test_a_write_failing_while_a_resume_trims_the_history_keeps_every_row(tmp_path):
+    """The rewrite of history.jsonl on --resume fails midway (here: a file-size limit makes the
+    kernel refuse the write, as a full disk would): every row is still there, none half-written."""
+    from paddle_catdog.runlog import append_history
+    path = tmp_path / HISTORY
+    for epoch in (1, 2, 3):
+        append_history(path, {"epoch": epoch, "train_loss": 1.0 / epoch})
+    limited = textwrap.dedent("""
+        import resource, signal, sys
+        from paddle_catdog.runlog import keep_history
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write then fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20, 20))
+        try:
+            keep_history(sys.argv[1], upto_epoch=2)
+        except OSError as e:
+            sys.exit(f"failed: {e}")
+    """)
+    r = subprocess.run([sys.executable, "-c", limited, str(path)], capture_output=True, text=True, timeout=120)
+    assert "failed:" in r.stderr, r.stderr
+    assert [row["epoch"] for row in read_history(path)] == [1, 2, 3]  # not emptied, not half-written
+    assert sorted(p.name for p in tmp_path.iterdir()) == [HISTORY]

@@ -1,4 +1,5 @@
 """Training end to end on generated images: learning, checkpoints, resume, and the CLIs."""
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -286,3 +287,20 @@ def test_size_plan_trains_evaluates_and_saves_the_size_it_chose(tmp_path, kaggle
     assert cfg.image_size == 48 and cfg.epochs is None  # the caller's config is not changed
     assert Predictor(str(best), device="cpu").transform(
         (kaggle_root / "val" / "cat.1000.jpg").read_bytes()).shape == (3, 32, 32)
+
+
+def test_fit_leaves_the_callers_config_alone_and_an_explicit_epoch_count_wins(tmp_path, kaggle_root, monkeypatch):
+    """Issue 12: fit(cfg) twice in a notebook trains the same run twice; epochs=2 from an API
+    caller is 2 epochs even with a time budget (which would plan 4 here); data_dir=None stays None."""
+    from paddle_catdog.train import budget
+    monkeypatch.setattr(budget, "epochs_for_budget", lambda cfg, *a, done=1, **k: 4)
+    monkeypatch.setenv("CATDOG_DATA", str(kaggle_root))
+    cfg = dataclasses.replace(tiny_config(kaggle_root, tmp_path / "out", epochs=2, time_budget=5.0,
+                                          log_images=False), data_dir=None)
+    before = dataclasses.asdict(cfg)
+    for run in ("a", "b"):
+        fit(dataclasses.replace(cfg, output=str(tmp_path / run)) if run == "b" else cfg)
+        assert dataclasses.asdict(cfg) == before
+        out = tmp_path / ("out" if run == "a" else run)
+        rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+        assert [r["epoch"] for r in rows] == [1, 2], run

@@ -10,7 +10,7 @@ from typing import Dict, List, Sequence, Tuple
 from ..config import TrainConfig
 from .check import drop_unreadable
 from .layouts import DataError, Sample, SampleSet, find_samples, resolve_splits
-from .locate import find_data_dir
+from .locate import find_data_dir, too_few_classes
 
 
 def stratified_split(samples: Sequence[Sample], fraction: float, seed: int) -> Tuple[List[Sample], List[Sample]]:
@@ -79,8 +79,7 @@ def load_data(cfg: TrainConfig, check: bool = True) -> Data:
     val_set = SampleSet(val_samples, classes, train.layout)
     present = [c for c, n in train_set.counts().items() if n > 0]
     if len(present) < 2:
-        raise DataError(f"{data_dir}: need images of at least 2 classes to train, found "
-                        f"{len(present)} ({', '.join(present) or 'none'})")
+        raise DataError(too_few_classes(data_dir, present))
     if not val_set.samples:
         raise DataError(f"{data_dir}: no validation images (add a val/ folder or raise --val-split)")
     return Data(train_set, val_set, classes, skipped, str(Path(data_dir).resolve()))
