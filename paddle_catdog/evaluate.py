@@ -25,7 +25,7 @@ import numpy as np
 
 from . import checkpoint as ckpt
 from .data.check import drop_unreadable
-from .data.layouts import DataError, SampleSet, find_samples, resolve_splits
+from .data.layouts import LIST_NAMES, DataError, SampleSet, find_samples, resolve_splits
 from .data.loader import make_loader
 from .data.split import load_data
 from .metrics import classification_report, format_report, predict_probs
@@ -52,7 +52,8 @@ def select_eval_images(cfg, classes: Sequence[str], data_dir: Optional[str] = No
     """The images to evaluate and which images they are, in words for the report."""
     if data_dir is None or same_folder(data_dir, cfg.data_dir):
         return held_out_samples(cfg, classes, data_dir)
-    train_path, val_path = resolve_splits(data_dir)
+    val_path = resolve_splits(data_dir)[1] or next(
+        (str(p) for p in (Path(data_dir) / "val", Path(data_dir) / LIST_NAMES[1]) if p.exists()), None)
     if val_path:
         return find_samples(val_path, classes=list(classes)), f"the validation images of {data_dir} ({val_path})"
     scored = f"every labelled image in {data_dir}"

@@ -101,6 +101,11 @@ def test_evaluate_checkpoint_writes_report_pngs_and_pr_curve(tiny_run, tmp_path)
     report = evaluate_checkpoint(str(best), data_dir=str(other), device="cpu", out_dir=str(tmp_path / "o"),
                                  vdl=False)
     assert report["n"] == 6 and _is_png(tmp_path / "o" / CONFUSION_PNG)
+    # a folder holding only val/ (no train/) is scored on that val/
+    make_kaggle_flat(tmp_path / "only_val" / "val", 2, seed=6)
+    report = evaluate_checkpoint(str(best), data_dir=str(tmp_path / "only_val"), device="cpu",
+                                 out_dir=str(tmp_path / "o"), vdl=False)
+    assert report["n"] == 4 and "validation images" in report["scored"]
 
 
 def test_evaluate_cli_and_eval_only(tiny_run, tmp_path):
