@@ -103,18 +103,24 @@ def show_images(images: Sequence[np.ndarray], titles: Optional[Sequence[str]] = 
     return _finish(fig, path)
 
 
+def _grouped_bars(ax, table: Mapping[str, Mapping[str, float]], fmt: str) -> None:
+    """One group of labelled bars per row of ``table`` (``{group: {series: value}}``), one
+    colour per series, with the legend's labels."""
+    groups = list(table)
+    series = list(next(iter(table.values()))) if table else []
+    width = 0.8 / max(len(series), 1)
+    x = np.arange(len(groups))
+    for k, name in enumerate(series):
+        bars = ax.bar(x + k * width, [table[g][name] for g in groups], width, label=name)
+        ax.bar_label(bars, fmt=fmt, fontsize=8)
+    ax.set_xticks(x + width * (len(series) - 1) / 2, labels=groups)
+
+
 def plot_class_balance(counts: Mapping[str, Mapping[str, int]], path: Optional[PathLike] = None) -> Figure:
     """Bars of images per class for each split, e.g. ``{"train": {"cat": 4000, ...}, "val": ...}``."""
-    splits = list(counts)
     classes = list(next(iter(counts.values()))) if counts else []
     fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(classes), 3.2))
-    width = 0.8 / max(len(splits), 1)
-    x = np.arange(len(classes))
-    for k, split in enumerate(splits):
-        values = [counts[split].get(c, 0) for c in classes]
-        bars = ax.bar(x + k * width, values, width, label=split)
-        ax.bar_label(bars, fontsize=8)
-    ax.set_xticks(x + width * (len(splits) - 1) / 2, labels=classes)
+    _grouped_bars(ax, {c: {split: counts[split].get(c, 0) for split in counts} for c in classes}, "%g")
     ax.set_ylabel("images")
     ax.legend()
     ax.set_title("class balance")
@@ -177,15 +183,8 @@ def plot_accuracy_bars(results: Mapping[str, Mapping[str, float]], path: Optiona
                        title: str = "Train vs validation accuracy") -> Figure:
     """Grouped bars, e.g. ``{"MLP": {"train": 0.98, "val": 0.57}, "CNN": {...}}``: the gap
     between a model's two bars is how much it overfits."""
-    names = list(results)
-    splits = list(next(iter(results.values()))) if results else []
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(names), 3.4))
-    width = 0.8 / max(len(splits), 1)
-    x = np.arange(len(names))
-    for k, split in enumerate(splits):
-        bars = ax.bar(x + k * width, [results[n][split] for n in names], width, label=split)
-        ax.bar_label(bars, fmt="%.2f", fontsize=8)
-    ax.set_xticks(x + width * (len(splits) - 1) / 2, labels=names)
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(results), 3.4))
+    _grouped_bars(ax, results, "%.2f")
     ax.axhline(0.5, color="gray", lw=0.8, ls=":")  # chance for two balanced classes
     ax.set_ylim(0, 1.08)
     ax.set_ylabel("accuracy")
