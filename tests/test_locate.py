@@ -71,6 +71,17 @@ def test_the_download_folder_is_found_from_the_checkout_and_from_notebooks(tmp_p
     assert find_data_dir(None, candidates=[cwd / "data", pets]) == pets
 
 
+def test_data_with_train_and_val_keeps_its_val(tmp_path):
+    cwd, aistudio = tmp_path / "repo", tmp_path / "no-aistudio"
+    make_kaggle_flat(cwd / "data" / "train", 3, size=16)
+    make_kaggle_flat(cwd / "data" / "val", 2, size=16, start=100)
+    found = resolve(cwd, aistudio)
+    assert found == cwd / "data"  # not data/train, which would split train/ and leave val/ out
+    assert resolve_splits(str(found))[1] == str(cwd / "data" / "val")
+    (cwd / "data" / "val").rename(tmp_path / "elsewhere")  # only train/: the same photos either way
+    assert counts(resolve(cwd, aistudio)) == {"cat": 3, "dog": 3}
+
+
 def test_a_folder_with_one_class_is_passed_over(tmp_path):
     cwd, aistudio = tmp_path / "repo", tmp_path / "home" / "data"
     make_class_folders(cwd / "data" / "PetImages", 2, classes=("Cat",), size=16)  # Dog missing

@@ -46,7 +46,9 @@ def default_candidates(cwd: Optional[Path] = None, aistudio: Path = AISTUDIO_DAT
     cwd = Path(cwd or Path.cwd())
     places = []
     for root in (cwd / DOWNLOAD_DEST, cwd.parent / DOWNLOAD_DEST):
-        places += [root / "PetImages", root / "dogs-vs-cats", root / "train", root]
+        # data/ before data/train: when data/ holds train/ and val/, both are used (load_data
+        # reads data/train through data/ anyway when there is no val/)
+        places += [root / "PetImages", root / "dogs-vs-cats", root, root / "train"]
     places.append(aistudio / "dogs-vs-cats")
     # AI Studio mounts each attached data set as /home/aistudio/data/data<ID>/: folders someone
     # unzipped there first (no work), then the zips
