@@ -50,6 +50,9 @@ def test_list_file_without_names_and_bad_line(tmp_path):
     (tmp_path / "b.txt").write_text("imgs/cat/img_0.png cat\n")
     with pytest.raises(DataError, match="b.txt:1"):
         find_samples(str(tmp_path / "b.txt"))
+    (tmp_path / "c.txt").write_bytes(b"imgs/cat/img_0.png 0\n\xff\xfe\x00binary\n")  # not UTF-8
+    with pytest.raises(DataError, match="c.txt: not a UTF-8 text file"):
+        find_samples(str(tmp_path / "c.txt"))
 
 
 def test_root_with_train_and_val(kaggle_root):

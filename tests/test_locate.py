@@ -92,6 +92,18 @@ def test_a_folder_with_one_class_is_passed_over(tmp_path):
     assert resolve(cwd, aistudio) == aistudio / "data777" / "PetImages"
 
 
+def test_two_attached_one_class_data_sets_are_not_two_classes(tmp_path):
+    cwd, aistudio = tmp_path / "repo", tmp_path / "home" / "data"
+    make_kaggle_flat(aistudio / "data1", 2, size=16, classes=("cat",))
+    make_kaggle_flat(aistudio / "data2", 2, size=16, classes=("dog",))
+    with pytest.raises(DataError, match="no photos found"):  # not classes "data1" and "data2"
+        resolve(cwd, aistudio)
+    # without attached data sets, photos unzipped straight into the root still count
+    root = tmp_path / "other" / "data"
+    make_class_folders(root, 2, classes=("cat", "dog"), size=16)
+    assert resolve(cwd, root) == root
+
+
 @pytest.mark.parametrize("origin", ["the path given", ENV_VAR])
 def test_a_given_one_class_folder_says_which_class(tmp_path, monkeypatch, origin):
     data = tmp_path / "data"

@@ -304,3 +304,9 @@ def test_fit_leaves_the_callers_config_alone_and_an_explicit_epoch_count_wins(tm
         out = tmp_path / ("out" if run == "a" else run)
         rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
         assert [r["epoch"] for r in rows] == [1, 2], run
+
+
+def test_a_wrong_option_fails_before_the_output_folder_is_made(tmp_path, kaggle_root):
+    with pytest.raises(ValueError, match="--batch-size must be at least 1"):
+        fit(tiny_config(kaggle_root, tmp_path / "out", batch_size=0))
+    assert not (tmp_path / "out").exists()

@@ -50,12 +50,22 @@ def _image_files(folder: Path, recursive: bool) -> List[Path]:
     return sorted(p for p in pattern if is_image_file(p))
 
 
+def _read_text(path: Path) -> str:
+    """A list or label file as text; one that is not UTF-8 (a binary file, an old encoding) is a
+    DataError naming it, not a traceback."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start}); "
+                        "list files hold '<path> <label>' lines") from e
+
+
 def _read_label_names(folder: Path) -> Optional[List[str]]:
     for name in LABEL_FILES:
         path = folder / name
         if path.is_file():
             names = []
-            for line in path.read_text(encoding="utf-8").splitlines():
+            for line in _read_text(path).splitlines():
                 parts = line.strip().split(maxsplit=1)
                 if parts:  # "0 cat" or "cat"
                     names.append(parts[-1])
@@ -67,7 +77,7 @@ def read_list_file(path: Path, classes: Optional[List[str]] = None) -> SampleSet
     """``relative/path.jpg 0`` per line; paths are relative to the list file's folder."""
     root = path.parent
     samples, labels = [], set()
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(_read_text(path).splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue

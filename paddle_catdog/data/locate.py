@@ -16,6 +16,7 @@ silently falling back to another folder. The error says how to get the photos an
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -25,6 +26,7 @@ from .layouts import DataError, find_samples, resolve_splits
 ENV_VAR = "CATDOG_DATA"
 AISTUDIO_DATA = Path("/home/aistudio/data")
 DOWNLOAD_DEST = "data"  # where --download unpacks (Microsoft's archive: data/PetImages)
+DATASET_ID = re.compile(r"data\d+")  # how AI Studio names an attached data set's folder
 UNZIPPED = "_unzipped"  # an AI Studio zip is unpacked into "<zip stem>_unzipped"
 PETIMAGES_URL = ("https://download.microsoft.com/download/3/E/1/"
                  "3E1C3F21-ECDB-4869-8368-6DEBA77B919F/kagglecatsanddogs_5340.zip")
@@ -57,7 +59,9 @@ def default_candidates(cwd: Optional[Path] = None, aistudio: Path = AISTUDIO_DAT
         places += [folder] + _subfolders(folder)
     for folder in sets:
         places += sorted(folder.glob("*.zip"))
-    return places + [aistudio]
+    # the root itself only when no data set is attached: else its data<ID>/ folders would be
+    # read as classes named data1, data2
+    return places + ([] if any(DATASET_ID.fullmatch(p.name) for p in sets) else [aistudio])
 
 
 def too_few_classes(where: str, present: Sequence[str]) -> str:

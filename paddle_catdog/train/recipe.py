@@ -45,6 +45,7 @@ def fit(cfg: TrainConfig, typed: Optional[Iterable[str]] = None) -> Path:
     The run owns ``cfg.output`` from start to end (``files.output_lock``, taken by rank 0): a
     second run on the same folder stops at once instead of mixing its checkpoints in."""
     main = dist.is_main()
+    cfg.validate()  # a wrong option fails before the output folder is made
     if main:
         Path(cfg.output).mkdir(parents=True, exist_ok=True)
     with output_lock(Path(cfg.output)) if main else contextlib.nullcontext():
@@ -55,7 +56,7 @@ def _fit(cfg: TrainConfig, typed: Optional[Iterable[str]]) -> Path:
     """``fit``'s work, inside the output lock."""
     setup_logging(logging.INFO if dist.is_main() else logging.WARNING)  # one rank's log is enough
     start = time.time()
-    cfg, resume_from, pretrained = settle_config(cfg.validate(), typed)
+    cfg, resume_from, pretrained = settle_config(cfg, typed)  # validated by fit
     device = setup_device(cfg.device, cfg.num_threads)
     log.info("device %s; cpu: %s", device, cpu.describe())  # what MKL was told (cpu.py)
     seed_everything(cfg.seed)
