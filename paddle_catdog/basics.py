@@ -160,8 +160,8 @@ def brief_arrays(data: Data, cfg: TrainConfig, val_per_class: int) -> Tuple[Arra
     per class) with at most ``val_per_class`` validation photos per class. Only these few are
     decode-checked; a file that fails is skipped with its path printed."""
     val = limit_per_class(data.val.samples, val_per_class, cfg.seed)
-    train, bad_train = drop_unreadable(data.train.samples)
-    val, bad_val = drop_unreadable(val)
+    train, bad_train = drop_unreadable(data.train.samples, max_pixels=cfg.max_image_pixels)
+    val, bad_val = drop_unreadable(val, max_pixels=cfg.max_image_pixels)
     for path, reason in bad_train + bad_val:
         print(f"skipped {path}: {reason}")
     return load_arrays(train, data.classes, cfg), load_arrays(val, data.classes, cfg)
