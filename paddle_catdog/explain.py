@@ -16,7 +16,7 @@ from .transforms import build_transform, image_grid, read_bytes
 def load_image(path: str, cfg) -> Tuple[np.ndarray, np.ndarray]:
     """(CHW float32 model input, HWC uint8 picture of exactly that input) for ``path``."""
     x = build_transform(cfg, train=False)(read_bytes(path))
-    return x, image_grid(x[None], ncol=1)  # undoes the normalization: what the model sees
+    return x, image_grid(x[None], ncol=1, normalize=cfg.normalize)  # undoes the normalization: what the model sees
 
 
 def default_layers(model: nn.Layer) -> List[str]:
@@ -25,6 +25,8 @@ def default_layers(model: nn.Layer) -> List[str]:
     names = dict(model.named_sublayers())
     if "layer1" in names:
         return [n for n in ("conv1", "layer1", "layer2", "layer3", "layer4") if n in names]
+    if "blocks" in names:  # EfficientNet-Lite: the stem, the last block of each stride, the head
+        return ["conv_stem"] + [f"blocks.{i}" for i in (2, 4, 10, 15)] + ["conv_head"]
     return [n for n in names if n.startswith("features.") and n.count(".") == 1]
 
 

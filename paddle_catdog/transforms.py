@@ -18,6 +18,12 @@ from .imagesize import declared_size
 # ImageNet statistics: what Paddle's published ResNet weights were trained with (see --pretrained).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Input scalings by name (--normalize): (mean, std) in [0, 1] units. 'centered' is (x - 127) / 128,
+# what TensorFlow's EfficientNet-Lite was trained with.
+NORMALIZATIONS = {
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+    "centered": ((127 / 255,) * 3, (128 / 255,) * 3),
+}
 # Images declaring more pixels than this are refused before decoding (--max-image-pixels): a
 # 100 M pixel photo decodes to 300 MB, far beyond any camera's 50 M; a decompression bomb declares
 # 1 G pixels (3 GB) in a file of under 1 MB.
@@ -227,13 +233,13 @@ def build_transform(cfg, train: bool, decode: bool = True) -> Compose:
         # ImageNet recipes do (224 from 256 is crop_ratio 0.875).
         ops = [ResizeShort(round(size / cfg.eval_crop_ratio)), CenterCrop(size)]
     decoder = [Decode(cfg.max_image_pixels)] if decode else []
-    return Compose(decoder + ops + [Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    return Compose(decoder + ops + [Normalize(*NORMALIZATIONS[cfg.normalize])])
 
 
-def image_grid(batch: np.ndarray, ncol: int = 8) -> np.ndarray:
-    """Normalized CHW batch -> one HWC uint8 picture, undoing ``Normalize``: what the model sees."""
-    mean = np.asarray(IMAGENET_MEAN, np.float32).reshape(1, 3, 1, 1)
-    std = np.asarray(IMAGENET_STD, np.float32).reshape(1, 3, 1, 1)
+def image_grid(batch: np.ndarray, ncol: int = 8, normalize: str = "imagenet") -> np.ndarray:
+    """Normalized CHW batch -> one HWC uint8 picture, undoing ``Normalize`` (as ``normalize``
+    names it): what the model sees."""
+    mean, std = (np.asarray(v, np.float32).reshape(1, 3, 1, 1) for v in NORMALIZATIONS[normalize])
     imgs = np.clip((batch * std + mean) * 255, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
     n, h, w, c = imgs.shape
     nrow = math.ceil(n / ncol)

@@ -8,6 +8,7 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from .cnn import ACTIVATIONS, POOLINGS, SimpleCNN, cnn
+from .efficientnet import EfficientNetLite, efficientnet_lite0
 from .resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
 
 MODELS: Dict[str, Callable[..., nn.Layer]] = {
@@ -15,6 +16,7 @@ MODELS: Dict[str, Callable[..., nn.Layer]] = {
     "resnet18": resnet18,
     "resnet34": resnet34,
     "resnet50": resnet50,
+    "efficientnet_lite0": efficientnet_lite0,
 }
 
 
@@ -36,6 +38,18 @@ class Probabilities(nn.Layer):
         return probs
 
 
+class PooledFeatures(nn.Layer):
+    """What a model's linear classifier reads: its feature map average-pooled and flattened,
+    (N, num_features). The transfer recipe computes these once with the backbone frozen."""
+
+    def __init__(self, model: nn.Layer) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: paddle.Tensor) -> paddle.Tensor:
+        return paddle.flatten(self.model.avgpool(self.model.forward_features(image)), 1)
+
+
 def create_model(name: str, num_classes: int = 2, **options) -> nn.Layer:
     """Build a model by name; a wrong name raises ValueError listing the valid ones."""
     if name not in MODELS:
@@ -43,5 +57,6 @@ def create_model(name: str, num_classes: int = 2, **options) -> nn.Layer:
     return MODELS[name](num_classes=num_classes, **options)
 
 
-__all__ = ["MODELS", "create_model", "Probabilities", "SimpleCNN", "ResNet", "BasicBlock", "Bottleneck",
-           "POOLINGS", "ACTIVATIONS", "cnn", "resnet18", "resnet34", "resnet50"]
+__all__ = ["MODELS", "create_model", "Probabilities", "PooledFeatures", "SimpleCNN", "ResNet", "BasicBlock", "Bottleneck",
+           "POOLINGS", "ACTIVATIONS", "cnn", "resnet18", "resnet34", "resnet50",
+           "EfficientNetLite", "efficientnet_lite0"]

@@ -32,6 +32,7 @@ from ..config import TrainConfig
 from ..files import atomic_folder, sha256_of
 from ..models import Probabilities
 from ..runtime import setup_device
+from ..static_graph import graph_files
 from ..transforms import eval_size
 
 MODEL_PREFIX = "model"
@@ -41,15 +42,9 @@ EXPORT_FORMAT_VERSION = 1
 
 
 def model_files(folder: Path) -> Tuple[Path, Path]:
-    """(graph, weights) of an exported folder. Paddle 3 with PIR writes ``.json``; older
-    releases wrote ``.pdmodel``: accept either."""
-    folder = Path(folder)
-    params = folder / f"{MODEL_PREFIX}.pdiparams"
-    for suffix in (".json", ".pdmodel"):
-        graph = folder / f"{MODEL_PREFIX}{suffix}"
-        if graph.is_file():
-            return graph, params
-    return folder / f"{MODEL_PREFIX}.json", params
+    """(graph, weights) of an exported folder."""
+    graph, params = graph_files(Path(folder) / MODEL_PREFIX)
+    return graph, params
 
 
 def is_exported(folder: Path) -> bool:

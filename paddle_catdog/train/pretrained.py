@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Dict, List, Set
 from urllib.parse import urlparse
 
-import numpy as np
 import paddle
 from paddle import nn
 from paddle.utils import download
 
 from .. import checkpoint as ckpt
 from ..config import TrainConfig, with_defaults
+from ..weights import FORMATS, PretrainedError, efficientnet_lite0_weights, read_weights_file
 
 log = logging.getLogger("paddle_catdog")
 
@@ -61,17 +61,32 @@ PRETRAINED_DEFAULTS = {
     "crop_scale_min": 0.5,     # milder crops: the features already know objects at many scales
 }
 
+EFFICIENTNET = "efficientnet_lite0"  # --pretrained efficientnet_lite0: the weights a pip package ships
+
+# What --pretrained efficientnet_lite0 changes unless the option is given explicitly, and why:
+EFFICIENTNET_DEFAULTS = {
+    "model": EFFICIENTNET,
+    "image_size": 224,         # the resolution the ImageNet weights were trained at
+    "eval_image_size": 0,      # evaluated and predicted at 224 too
+    "start_image_size": 0,     # no progressive resizing
+    "normalize": "centered",   # (x - 127) / 128: how the TensorFlow-trained weights saw their inputs
+    "linear_probe": True,      # backbone features once, then the classifier: minutes on 2 CPU cores
+    "time_budget": 8.0,        # the feature pass stops when its share runs out (train/transfer.py)
+    "epochs": None,            # no epochs: the budget decides how many photos get features
+}
+
 CONNECT_TIMEOUT = 5.0  # seconds; Paddle's helper itself has no timeout and retries 3 times
-
-
-class PretrainedError(ValueError):
-    """Pretrained weights that cannot be fetched or do not fit; the message is for the user."""
 
 
 def apply_pretrained_defaults(cfg: TrainConfig, explicit: Set[str]) -> TrainConfig:
     """Fine-tuning defaults for the options not in ``explicit``; checks --width for imagenet."""
     if not cfg.pretrained:
         return cfg
+    if cfg.pretrained == EFFICIENTNET:
+        if "model" in explicit and cfg.model != EFFICIENTNET:
+            raise PretrainedError(f"--pretrained {EFFICIENTNET} holds weights for --model "
+                                  f"{EFFICIENTNET}, not {cfg.model!r}")
+        return _with_logged_defaults(cfg, EFFICIENTNET_DEFAULTS, explicit)
     if cfg.pretrained == "imagenet":
         if cfg.model not in IMAGENET_WEIGHTS:
             raise PretrainedError(f"--pretrained imagenet: Paddle publishes weights for "
@@ -79,10 +94,14 @@ def apply_pretrained_defaults(cfg: TrainConfig, explicit: Set[str]) -> TrainConf
         if "width" in explicit and cfg.width not in (0, IMAGENET_WIDTH):
             raise PretrainedError(f"--pretrained imagenet needs --width {IMAGENET_WIDTH} "
                                   f"(the published networks' width), got {cfg.width}")
-    changed = {k: v for k, v in PRETRAINED_DEFAULTS.items() if k not in explicit and getattr(cfg, k) != v}
+    return _with_logged_defaults(cfg, PRETRAINED_DEFAULTS, explicit)
+
+
+def _with_logged_defaults(cfg: TrainConfig, defaults: Dict[str, object], explicit: Set[str]) -> TrainConfig:
+    changed = {k: v for k, v in defaults.items() if k not in explicit and getattr(cfg, k) != v}
     if changed:
-        log.info("--pretrained: fine-tuning defaults %s", changed)
-    return with_defaults(cfg, PRETRAINED_DEFAULTS, explicit)
+        log.info("--pretrained %s: defaults %s", cfg.pretrained, changed)
+    return with_defaults(cfg, defaults, explicit)
 
 
 def _check_reachable(url: str, timeout: float = CONNECT_TIMEOUT) -> None:
@@ -110,41 +129,18 @@ def imagenet_weights_path(model: str) -> Path:
                               "--pretrained PATH/TO/FILE.pdparams") from e
 
 
-def read_weights_file(path: Path) -> Dict[str, np.ndarray]:
-    """A state dict from .pdparams (pickle), .safetensors, .npz or one of our checkpoint folders."""
-    path = Path(path)
-    if path.is_dir():
-        path = ckpt.resolve_checkpoint(path) / ckpt.WEIGHTS
-    if not path.is_file():
-        raise PretrainedError(f"--pretrained: no such file {path} (use 'imagenet' or a "
-                              ".pdparams/.safetensors/.npz file)")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".safetensors":
-            return ckpt.read_weights(path)
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as f:
-                return {k: f[k] for k in f.files}
-        if suffix in (".pdparams", ".pdmodel"):
-            state = paddle.load(str(path))  # a pickle: README says to load only trusted files
-            return {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v) for k, v in state.items()}
-    except ckpt.CheckpointError:
-        raise
-    except Exception as e:  # paddle.load and numpy raise many types for a damaged file
-        raise PretrainedError(f"{path}: cannot read weights ({e})") from e
-    raise PretrainedError(f"{path}: unknown weights format {suffix!r} (expected .pdparams, "
-                          ".safetensors or .npz)")
-
-
 def pretrained_source(cfg: TrainConfig) -> Path:
-    """The weights file ``cfg.pretrained`` names, downloaded if it is 'imagenet'. Called before
-    the data is scanned so that a missing file or network fails at once."""
+    """The weights file ``cfg.pretrained`` names: 'imagenet' downloaded, 'efficientnet_lite0'
+    converted from its package. Called before the data is scanned so that a missing file or
+    network fails at once."""
     if cfg.pretrained == "imagenet":
         return imagenet_weights_path(cfg.model)
+    if cfg.pretrained == EFFICIENTNET:
+        return efficientnet_lite0_weights()
     path = Path(cfg.pretrained)
     if not path.exists():
-        raise PretrainedError(f"--pretrained: no such file {path} (use 'imagenet' or a "
-                              ".pdparams/.safetensors/.npz file)")
+        raise PretrainedError(f"--pretrained: no such file {path} (use 'imagenet', "
+                              f"'{EFFICIENTNET}' or a {FORMATS} file)")
     return path
 
 

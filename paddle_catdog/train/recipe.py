@@ -34,6 +34,7 @@ from .loop import train_one_epoch
 from .optim import WarmupCosine, build_optimizer
 from .pretrained import apply_freeze_schedule, apply_pretrained_defaults, load_pretrained, pretrained_source
 from .recorder import EpochRecorder, write_skipped
+from .transfer import linear_probe
 
 log = logging.getLogger("paddle_catdog")
 
@@ -70,9 +71,18 @@ def _fit(cfg: TrainConfig, typed: Optional[Iterable[str]]) -> Path:
     log.info("data: %s, %d train %s, %d val, classes %s", data.train.layout, len(data.train.samples),
              data.train.counts(), len(data.val.samples), data.classes)
 
+    model = build_model(cfg, data.classes, pretrained)
+    if cfg.linear_probe:  # the transfer recipe: features once, then the classifier (transfer.py)
+        if resume_from is not None:
+            raise ValueError("--resume: a --linear-probe run has no epochs to continue; run it again")
+        recorder = EpochRecorder(output, cfg, data.classes, main)
+        try:
+            linear_probe(cfg, data, model, recorder, device, start)
+        finally:
+            recorder.close()
+        return output / "best"
     budget = TimeBudget(cfg, start, resumed=resume_from is not None)
     loaders = Loaders(data, cfg)
-    model = build_model(cfg, data.classes, pretrained)
     optimizer, scheduler = build_optimizer(cfg, model, len(loaders.train(budget.size(0))), budget.epochs)
     scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15) if cfg.amp and device == "gpu" else None
     epoch, best_acc = resume(resume_from, cfg, data.classes, model, optimizer, scheduler) if resume_from else (0, -1.0)

@@ -61,7 +61,7 @@ class EpochRecorder:
     def augmented_images(self, loader: paddle.io.DataLoader) -> None:
         """Log a grid of the first augmented training batch (once, in a fresh run)."""
         images, _ = next(iter(loader))
-        self.vdl.image("train/augmented", image_grid(images.numpy()[:32]))
+        self.vdl.image("train/augmented", image_grid(images.numpy()[:32], normalize=self.cfg.normalize))
 
     def record(self, epoch: int, planned: TrainConfig, size: int, train: Dict[str, float],
                val: Optional[Dict[str, float]], seconds: float, model: paddle.nn.Layer,
