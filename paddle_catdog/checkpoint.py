@@ -139,8 +139,9 @@ def load_weights_into(model: paddle.nn.Layer, weights: Dict[str, np.ndarray], so
                 continue
             raise CheckpointError(f"{source}: {k} has shape {tuple(weights[k].shape)}, the model "
                                   f"expects {tuple(own[k].shape)} (another model or class count?)")
-    model.set_state_dict({k: paddle.to_tensor(v) for k, v in weights.items()
-                          if k in own and k not in skipped})
+    # keys kept fresh are given their own values (Paddle warns about every key left out)
+    model.set_state_dict({k: paddle.to_tensor(weights[k]) if k in weights and k not in skipped else own[k]
+                          for k in own})
     return skipped + [k for k in own if k not in weights]
 
 

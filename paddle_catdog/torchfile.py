@@ -164,9 +164,10 @@ def _read_legacy(f: BinaryIO, source: str) -> Dict[str, np.ndarray]:
         storage = unpickler.storages.get(str(key))
         if storage is None:
             raise TorchFileError(f"{source}: storage {key} is not used by any tensor")
-        (numel,) = struct.unpack("<q", f.read(8))
+        count = f.read(8)
+        numel = struct.unpack("<q", count)[0] if len(count) == 8 else -1
         dtype = storage.kind.dtype
-        raw = f.read(numel * dtype.itemsize)
+        raw = f.read(max(numel, 0) * dtype.itemsize)
         if numel != storage.numel or len(raw) != numel * dtype.itemsize:
             raise TorchFileError(f"{source}: truncated (storage {key})")
         storage.data = np.frombuffer(raw, dtype)

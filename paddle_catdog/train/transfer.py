@@ -24,6 +24,7 @@ import math
 import random
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -111,7 +112,9 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, num_classes: int, l2: float,
         loss = F.cross_entropy(paddle.matmul(xt, weight) + bias, yt) + 0.5 * l2 * (weight ** 2).sum()
         loss.backward()
         return loss
-    optimizer.step(closure)
+    with warnings.catch_warnings():  # Paddle's L-BFGS copies tensors with to_tensor, which warns
+        warnings.filterwarnings("ignore", message="To copy construct from a tensor")
+        optimizer.step(closure)
     return weight.numpy(), bias.numpy()
 
 
