@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Prediction speed, dygraph vs Paddle Inference, in the same run.
 
-For ResNet-18 (paper width 64) at 224 px and the default TrainConfig model at its size, prints
+For ResNet-18 (paper width 64) at 224 px, the default TrainConfig model at its size and
+EfficientNet-Lite0 at 224 px (--pretrained efficientnet_lite0), prints
 ms per image at batch 1 and images/s at batch 32 for each engine, then the speed-ups. Both engines
 go through the package's own predictors (``predict.Predictor`` and ``inference.InferencePredictor``
 on a checkpoint written here, so the export path is the real one) and get the same math threads.
@@ -32,13 +33,17 @@ from paddle_catdog.predict.predictor import BasePredictor, Predictor
 
 
 def model_configs(quick: bool) -> List[Tuple[str, TrainConfig]]:
-    """(label, config) of the models measured: the paper's ResNet-18 and the project default."""
+    """(label, config) of the models measured: the paper's ResNet-18, the project default and the
+    transfer recipe's EfficientNet-Lite0."""
     default = TrainConfig()
     paper = TrainConfig(model="resnet18", width=64, image_size=224)
+    # what --pretrained efficientnet_lite0 trains (its input size and scaling)
+    lite0 = TrainConfig(model="efficientnet_lite0", image_size=224, normalize="centered")
     if quick:  # same networks, tiny inputs
         return [("resnet18-w64", TrainConfig(model="resnet18", width=64, image_size=32)),
-                ("default", TrainConfig(image_size=32))]
-    return [("resnet18-w64", paper), ("default", default)]
+                ("default", TrainConfig(image_size=32)),
+                ("efficientnet-lite0", TrainConfig(model="efficientnet_lite0", image_size=32))]
+    return [("resnet18-w64", paper), ("default", default), ("efficientnet-lite0", lite0)]
 
 
 def write_checkpoint(cfg: TrainConfig, folder: Path) -> Path:

@@ -4,8 +4,8 @@ The layers, each importing only from the ones below it::
 
     cli                                   entry points (run_train.py, catdog-*), the one error path
     train/  predict/  evaluate  explain   what a user asks for
-    data/  models/  checkpoint  metrics  runlog
-    config  transforms  runtime  files  distributed  plots  cpu
+    data/  models/  checkpoint  weights  metrics  runlog
+    config  transforms  runtime  files  distributed  plots  cpu  torchfile  static_graph
 
 Import the parts you need, e.g. ``from paddle_catdog.config import TrainConfig`` and
 ``from paddle_catdog.train import fit``.

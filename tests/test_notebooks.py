@@ -53,7 +53,8 @@ def run_all(data_dir: Path, tmp: Path, **tiny) -> Path:
         ("01_cnn_basics.ipynb", {"IMAGE_SIZE": tiny["IMAGE_SIZE"]}),
         ("02_train.ipynb", {"MODEL": "resnet18", "WIDTH": 8, "EPOCHS": 1, "LOOP_EPOCHS": 1, "BATCH_SIZE": 16,
                             "NUM_WORKERS": 0, "OUTPUT": str(out), "FIGURES_DIR": str(figures),
-                            "IMAGE_SIZE": tiny["IMAGE_SIZE"], "MAX_PER_CLASS": tiny["MAX_PER_CLASS"]}),
+                            "IMAGE_SIZE": tiny["IMAGE_SIZE"], "MAX_PER_CLASS": tiny["MAX_PER_CLASS"],
+                            "TRANSFER_IMAGE_SIZE": tiny["IMAGE_SIZE"]}),
         ("03_predict_and_explain.ipynb", {"WEIGHTS": str(out / "best"), "MAX_IMAGES": tiny["MAX_IMAGES"],
                                           "FIGURES_DIR": str(figures)}),
         # 01 again with the trained checkpoint: the learned-filters branch
@@ -86,6 +87,8 @@ def check_what_the_notebooks_show(executed: Path) -> None:
     assert len(losses) == 1 and math.isfinite(float(losses[0][0])) and int(losses[0][1]) > 0, losses
     accuracy = re.search(r"validation accuracy after 1 epoch\(s\): ([\d.]+) on (\d+) photos", train)
     assert accuracy and 0 <= float(accuracy[1]) <= 1 and int(accuracy[2]) > 0, train[-2000:]
+    side_by_side = re.findall(r"^(from scratch|ImageNet features) +([\d.]+) +([\d.]+)$", train, re.M)
+    assert [row[0] for row in side_by_side] == ["from scratch", "ImageNet features"], train[-2000:]
     predict = output_text(executed / "03_predict_and_explain.ipynb")
     for step in ("Compose([Decode", "batch paddle.Size([1, 3,", "logits: paddle.Size([1, 2])",
                  "probabilities:", "(class ", "the five steps agree with Predictor"):
