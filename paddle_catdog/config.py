@@ -142,6 +142,9 @@ class TrainConfig:
             (0 < self.eval_crop_ratio <= 1, "--eval-crop-ratio must be in (0, 1]"),
             (self.freeze_epochs >= 0, f"--freeze-epochs must be >= 0 (got {self.freeze_epochs})"),
             (self.finetune_lr_scale > 0, "--finetune-lr-scale must be positive"),
+            (not self.linear_probe or self.model != "cnn", "--linear-probe fits the classifier on the "
+             "pooled features, which the cnn's two-layer head does not read: use a resnet or "
+             "efficientnet_lite0"),
             (self.normalize in NORMALIZATIONS, f"--normalize must be one of {', '.join(NORMALIZATIONS)} "
                                                f"(got {self.normalize!r})"),
             (self.optimizer in ("adamw", "momentum"), f"--optimizer must be adamw or momentum (got {self.optimizer!r})"),
