@@ -25,6 +25,8 @@ import numpy as np
 import paddle
 from paddle import nn
 
+from .head import PooledLinearHead
+
 # (expansion, kernel, stride, output channels, repeats) of the seven stages
 LITE0_STAGES: List[Tuple[int, int, int, int, int]] = [
     (1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
@@ -70,7 +72,7 @@ class MBConv(nn.Layer):
         return out + x if self.residual else out
 
 
-class EfficientNetLite(nn.Layer):
+class EfficientNetLite(PooledLinearHead, nn.Layer):
     """Stem (3x3 stride 2), the MBConv stages, head (1x1 to 1280); ``forward_features`` returns
     the head's feature map (N, 1280, H/32, W/32) for Grad-CAM, ``forward_head`` pools and classifies."""
 
@@ -98,15 +100,6 @@ class EfficientNetLite(nn.Layer):
         for block in self.blocks:
             x = block(x)
         return self.act(self.bn1(self.conv_head(x)))
-
-    def forward_head(self, x: paddle.Tensor) -> paddle.Tensor:
-        x = paddle.flatten(self.avgpool(x), 1)
-        if self.dropout is not None:
-            x = self.dropout(x)
-        return self.fc(x)
-
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 def efficientnet_lite0(num_classes: int = 2, dropout: float = 0.2) -> EfficientNetLite:

@@ -12,6 +12,8 @@ from typing import List, Optional, Type, Union
 import paddle
 from paddle import nn
 
+from .head import PooledLinearHead
+
 
 class BasicBlock(nn.Layer):
     """Two 3x3 convolutions with an identity (or projected) shortcut: ResNet-18/34."""
@@ -66,7 +68,7 @@ class Bottleneck(nn.Layer):
 Block = Union[Type[BasicBlock], Type[Bottleneck]]
 
 
-class ResNet(nn.Layer):
+class ResNet(PooledLinearHead, nn.Layer):
     """``ResNet(block, layers)`` as in torchvision; ``forward_features`` returns the last feature
     map (N, C, H/32, W/32) so notebooks can show it and Grad-CAM can hook it.
 
@@ -127,15 +129,6 @@ class ResNet(nn.Layer):
         x = self.layer3(x)
         x = self.layer4(x)
         return x.transpose([0, 3, 1, 2]) if channels_last else x
-
-    def forward_head(self, x: paddle.Tensor) -> paddle.Tensor:
-        x = paddle.flatten(self.avgpool(x), 1)
-        if self.dropout is not None:
-            x = self.dropout(x)
-        return self.fc(x)
-
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 def resnet18(num_classes: int = 2, **options) -> ResNet:
