@@ -14,6 +14,8 @@ from paddle_catdog import weights
 from paddle_catdog.checkpoint import load_model, load_weights_into, read_meta
 from paddle_catdog.config import TrainConfig
 from paddle_catdog.models import PooledFeatures, create_model
+from paddle_catdog.explain import default_layers, feature_maps, grad_cam
+from paddle_catdog.predict.inference import InferencePredictor
 from paddle_catdog.predict.predictor import Predictor
 from paddle_catdog.train import fit
 from paddle_catdog.train import pretrained as pt
@@ -152,8 +154,15 @@ def test_linear_probe_learns_and_its_checkpoint_predicts(tmp_path, cache):
     preds = [predictor.classes[int(p.argmax())] for _, p, _ in predictor.predict_paths(paths)]
     acc = np.mean([pred == os.path.basename(path).split(".")[0] for pred, path in zip(preds, paths)])
     assert abs(acc - meta["metrics"]["val_acc"]) <= 1 / 30 + 1e-9  # bf16 features may move one photo
-    model, *_ = load_model(best)
-    assert np.abs(model.fc.weight.numpy()).sum() > 0
+    # ... and so do the exported graph (Paddle Inference, fp32: TF padding survives the export),
+    # Grad-CAM and the feature maps
+    exported = InferencePredictor(str(best), device="cpu", precision="fp32")
+    x = np.stack([predictor.preprocess(p) for p in paths[:4]])
+    np.testing.assert_allclose(exported.predict_batch(x), predictor.predict_batch(x), atol=1e-4)
+    model, cfg, *_ = load_model(best)
+    cam, k, probs = grad_cam(model, x[0])
+    assert cam.shape == (2, 2) and np.isfinite(cam).all() and probs.shape == (2,)
+    assert list(feature_maps(model, x[0])) == default_layers(model)
 
 
 def test_a_past_deadline_stops_after_one_batch(tmp_path):
