@@ -2,7 +2,7 @@
 
 The layers, each importing only from the ones below it::
 
-    cli                                   entry points (run_train.py, catdog-*), the one error path
+    launch  cli                           entry points (run_train.py, catdog-*), the one error path
     train/  predict/  evaluate  explain   what a user asks for
     data/  models/  checkpoint  weights  metrics  runlog
     config  transforms  runtime  files  distributed  plots  cpu  torchfile  static_graph
@@ -10,20 +10,12 @@ The layers, each importing only from the ones below it::
 Import the parts you need, e.g. ``from paddle_catdog.config import TrainConfig`` and
 ``from paddle_catdog.train import fit``.
 """
-import os
-import warnings
-
 from . import cpu
 
 __version__ = "0.2.0"
 
-# Where the package starts, before any module of it imports Paddle or OpenCV: quiet Paddle's C++
-# info logs and OpenCV's multi-line decode warnings (we report each bad file once, with its
-# reason), and Paddle's import-time note about ccache, which only matters for building custom
-# operators. setdefault: a user who sets them keeps their value.
-os.environ.setdefault("GLOG_minloglevel", "2")
-os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
-warnings.filterwarnings("ignore", message=".*ccache.*")
-warnings.filterwarnings("ignore", message=".*always track global mean and variance.*")
-# MKL's AVX2 kernels on AMD (and other non-Intel) x86 CPUs: ~2x faster training (see cpu.py).
+# The one thing importing the package does to the process, because it must happen before Paddle
+# first loads MKL: MKL's AVX2 kernels on AMD (and other non-Intel) x86 CPUs with AVX2 and FMA,
+# ~2x faster training there (cpu.py; CATDOG_MKL_FAST_PATH=0 turns it off). Logging, warnings and
+# matplotlib's backend are the commands' business (launch.py).
 cpu.apply_mkl_fast_path()

@@ -1,4 +1,5 @@
-"""Pictures for the evaluation command, the README and the notebooks (matplotlib, Agg backend).
+"""Pictures for the evaluation command, the README and the notebooks (matplotlib; the commands
+draw with Agg, set in launch.py, and notebooks keep their inline backend).
 
 Every function returns a matplotlib ``Figure`` (notebooks display it) and, given ``path``, also
 writes it as a PNG (the evaluation command and the README). Nothing here computes results: the
@@ -8,20 +9,12 @@ code. Figure text stays English: CJK fonts may be missing where the notebooks ru
 from __future__ import annotations
 
 import math
-import os
-import sys
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
-import matplotlib
-
-# Agg draws to files without a display (servers, CI); inside Jupyter the inline backend is
-# selected through MPLBACKEND, so notebooks still show the figures.
-if "MPLBACKEND" not in os.environ and "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
 
 PathLike = Union[str, Path]
 

@@ -15,13 +15,14 @@ log = logging.getLogger("paddle_catdog")
 
 
 def setup_logging(level: int = logging.INFO) -> None:
-    """Timestamped lines on stderr from the ``paddle_catdog`` logger (once per process)."""
-    if not log.handlers:
+    """Show the ``paddle_catdog`` logger's messages from ``level`` on: as timestamped lines on
+    stderr when nobody configured logging (a command, a plain notebook), else through the
+    handlers the caller set up (it keeps propagating; nothing else is touched)."""
+    if not log.hasHandlers():  # no handler here nor on the root logger
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
         log.addHandler(handler)
     log.setLevel(level)
-    log.propagate = False
 
 
 def setup_device(device: str = "auto", num_threads: int = 0) -> str:

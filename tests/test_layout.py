@@ -14,7 +14,7 @@ LAYERS = [
      "torchfile", "static_graph"},
     {"data", "models", "checkpoint", "metrics", "runlog", "weights"},
     {"train", "predict", "evaluate", "explain", "basics"},
-    {"cli", "__main__"},
+    {"cli", "launch", "__main__"},
 ]
 
 

@@ -19,9 +19,8 @@ def no_env(monkeypatch):
 
 
 @pytest.fixture
-def log_lines(caplog, monkeypatch):
-    """The paddle_catdog logger's messages (setup_logging elsewhere may have stopped propagation)."""
-    monkeypatch.setattr(logging.getLogger("paddle_catdog"), "propagate", True)
+def log_lines(caplog):
+    """The paddle_catdog logger's messages (it propagates: setup_logging leaves that alone)."""
     caplog.set_level(logging.INFO, logger="paddle_catdog")
     return lambda: [r.getMessage() for r in caplog.records if r.name == "paddle_catdog"]
 
