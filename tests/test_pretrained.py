@@ -13,7 +13,7 @@ from paddle_catdog import checkpoint as ckpt
 from paddle_catdog.train import pretrained as pt
 from paddle_catdog.cli import train_main
 from paddle_catdog.config import TrainConfig
-from paddle_catdog.train import fit
+from paddle_catdog.train import fit, prepare_config
 from paddle_catdog.train.loop import train_one_epoch
 from paddle_catdog.train.optim import build_optimizer
 from paddle_catdog.models import create_model
@@ -142,10 +142,12 @@ def test_local_pretrained_trains_end_to_end(tmp_path):
     make_kaggle_flat(tmp_path / "data" / "train", 16, size=32, seed=1)
     make_kaggle_flat(tmp_path / "data" / "val", 4, size=32, seed=2, start=100)
     _, path = _vision_weights(tmp_path, "pdparams")
-    cfg = tiny_config(tmp_path / "data", tmp_path / "out", model="resnet18", epochs=2,
-                      pretrained=str(path), log_images=False)
-    fit(cfg, typed={"data_dir", "output", "model", "epochs", "pretrained", "log_images", "image_size",
-                    "batch_size", "num_workers", "progress"})  # as if typed: the rest are fine-tuning defaults
+    given = tiny_config(tmp_path / "data", tmp_path / "out", model="resnet18", epochs=2,
+                        pretrained=str(path), log_images=False)
+    # as if typed: the rest are fine-tuning defaults
+    fit(prepare_config(**{k: getattr(given, k) for k in ("data_dir", "output", "model", "epochs", "pretrained",
+                                                          "log_images", "image_size", "batch_size",
+                                                          "num_workers", "progress")}))
     meta = json.loads((tmp_path / "out" / "last" / ckpt.META).read_text())
     assert meta["epoch"] == 2 and np.isfinite(meta["metrics"]["val_loss"])
     saved = TrainConfig.from_dict(meta["config"])

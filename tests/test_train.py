@@ -11,7 +11,7 @@ import pytest
 from conftest import make_kaggle_flat, run_script, tiny_config
 from paddle_catdog import checkpoint as ckpt
 from paddle_catdog.config import TrainConfig
-from paddle_catdog.train import fit
+from paddle_catdog.train import fit, prepare_config
 from paddle_catdog.predict.predictor import Predictor
 
 
@@ -107,7 +107,7 @@ def test_resume_continues_epoch_optimizer_and_schedule(tmp_path, kaggle_root):
     first = paddle.load(str(last / ckpt.TRAIN_STATE))
     assert json.loads((last / ckpt.META).read_text())["epoch"] == 1
 
-    fit(tiny_config(kaggle_root, tmp_path / "out", epochs=2, resume="auto"), typed={"epochs", "resume"})
+    fit(prepare_config(epochs=2, resume="auto", output=str(tmp_path / "out"), progress=False, num_workers=0))
     meta = json.loads((last / ckpt.META).read_text())
     second = paddle.load(str(last / ckpt.TRAIN_STATE))
     assert meta["epoch"] == 2 and meta["config"]["epochs"] == 2

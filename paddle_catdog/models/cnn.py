@@ -8,6 +8,8 @@ from typing import Callable, Dict, Sequence
 import paddle
 from paddle import nn
 
+from ..config import DROPOUT
+
 
 class L2Pool2D(nn.Layer):
     """L2-norm pooling: the square root of the mean of squares over each window.
@@ -67,7 +69,7 @@ class SimpleCNN(nn.Layer):
 
     def __init__(self, num_classes: int = 2, channels: Sequence[int] = (32, 64, 128, 256),
                  pooling: str = "max", activation: str = "relu", hidden: int = 256,
-                 dropout: float = 0.3) -> None:
+                 dropout: float = DROPOUT) -> None:
         super().__init__()
         blocks, cin = [], 3
         for cout in channels:

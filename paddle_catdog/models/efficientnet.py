@@ -25,6 +25,8 @@ import numpy as np
 import paddle
 from paddle import nn
 
+from ..config import DROPOUT
+
 from .head import PooledLinearHead
 
 # (expansion, kernel, stride, output channels, repeats) of the seven stages
@@ -77,7 +79,7 @@ class EfficientNetLite(PooledLinearHead, nn.Layer):
     the head's feature map (N, 1280, H/32, W/32) for Grad-CAM, ``forward_head`` pools and classifies."""
 
     def __init__(self, stages: List[Tuple[int, int, int, int, int]] = LITE0_STAGES, num_classes: int = 2,
-                 dropout: float = 0.2) -> None:
+                 dropout: float = DROPOUT) -> None:
         super().__init__()
         self.conv_stem = _conv(3, STEM_CHANNELS, 3, stride=2)
         self.bn0 = _bn(STEM_CHANNELS)
@@ -102,7 +104,7 @@ class EfficientNetLite(PooledLinearHead, nn.Layer):
         return self.act(self.bn1(self.conv_head(x)))
 
 
-def efficientnet_lite0(num_classes: int = 2, dropout: float = 0.2) -> EfficientNetLite:
+def efficientnet_lite0(num_classes: int = 2, dropout: float = DROPOUT) -> EfficientNetLite:
     return EfficientNetLite(LITE0_STAGES, num_classes, dropout)
 
 

@@ -12,6 +12,8 @@ from typing import List, Optional, Type, Union
 import paddle
 from paddle import nn
 
+from ..config import DROPOUT
+
 from .head import PooledLinearHead
 
 
@@ -77,7 +79,7 @@ class ResNet(PooledLinearHead, nn.Layer):
     their names and shapes, so checkpoints load either way."""
 
     def __init__(self, block: Block, layers: List[int], num_classes: int = 2,
-                 width: int = 64, dropout: float = 0.0, zero_init_residual: bool = False,
+                 width: int = 64, dropout: float = DROPOUT, zero_init_residual: bool = False,
                  data_format: str = "NCHW") -> None:
         super().__init__()
         if data_format not in ("NCHW", "NHWC"):

@@ -14,14 +14,14 @@ import logging
 import random
 import time
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import paddle
 
 from .. import checkpoint as ckpt
 from .. import cpu
 from .. import distributed as dist
-from ..config import TrainConfig, merge_resume
+from ..config import TrainConfig
 from ..data.loader import make_loader
 from ..data.split import Data, load_data
 from ..files import output_lock
@@ -32,38 +32,39 @@ from ..runtime import count_params, seed_everything, setup_device, setup_logging
 from .budget import TimeBudget
 from .loop import train_one_epoch
 from .optim import WarmupCosine, build_optimizer
-from .pretrained import apply_freeze_schedule, apply_pretrained_defaults, load_pretrained, pretrained_source
+from .prepare import resume_folder
+from .pretrained import apply_freeze_schedule, load_pretrained, pretrained_source
 from .recorder import EpochRecorder, write_skipped
 from .transfer import linear_probe
 
 log = logging.getLogger("paddle_catdog")
 
 
-def fit(cfg: TrainConfig, typed: Optional[Iterable[str]] = None) -> Path:
-    """Train as ``cfg`` says; returns the ``best`` checkpoint folder. ``typed`` names the options
-    the user typed (the CLI passes them): a resumed run takes the rest from its checkpoint, and
-    ``--pretrained`` fills the rest with fine-tuning defaults. None: ``cfg`` is used as written.
-    The run owns ``cfg.output`` from start to end (``files.output_lock``, taken by rank 0): a
-    second run on the same folder stops at once instead of mixing its checkpoints in."""
-    main = dist.is_main()
+def fit(cfg: TrainConfig) -> Path:
+    """Train exactly as ``cfg`` says; returns the ``best`` checkpoint folder. Presets (the
+    fine-tuning defaults of ``--pretrained``, a resumed run's recorded settings) are applied
+    before, by ``prepare_config`` (prepare.py); ``cfg.resume`` here only says where the weights,
+    optimizer and schedule continue from. The run owns ``cfg.output`` from start to end
+    (``files.output_lock``, taken by rank 0): a second run on the same folder stops at once instead
+    of mixing its checkpoints in."""
     cfg.validate()  # a wrong option fails before the output folder is made
+    main = dist.is_main()
     if main:
         Path(cfg.output).mkdir(parents=True, exist_ok=True)
     with output_lock(Path(cfg.output)) if main else contextlib.nullcontext():
-        return _fit(cfg, typed)
+        return _fit(cfg, main)
 
 
-def _fit(cfg: TrainConfig, typed: Optional[Iterable[str]]) -> Path:
-    """``fit``'s work, inside the output lock."""
-    setup_logging(logging.INFO if dist.is_main() else logging.WARNING)  # one rank's log is enough
+def _fit(cfg: TrainConfig, main: bool) -> Path:
+    """``fit``'s work, inside the output lock; only rank 0 (``main``) writes logs and checkpoints."""
+    setup_logging(logging.INFO if main else logging.WARNING)  # one rank's log is enough
     start = time.time()
-    cfg, resume_from, pretrained = settle_config(cfg, typed)  # validated by fit
+    resume_from = resume_folder(cfg) if cfg.resume else None
+    pretrained = pretrained_source(cfg) if cfg.pretrained and not cfg.resume else None  # fails fast
     device = setup_device(cfg.device, cfg.num_threads)
     log.info("device %s; cpu: %s", device, cpu.describe())  # what MKL was told (cpu.py)
     seed_everything(cfg.seed)
-    output, main = Path(cfg.output), dist.is_main()  # only rank 0 writes logs and checkpoints
-    if main:
-        output.mkdir(parents=True, exist_ok=True)
+    output = Path(cfg.output)
     data = load_data(cfg)
     cfg = dataclasses.replace(cfg, data_dir=data.data_dir)  # recorded, so evaluate finds the same photos
     if main:
@@ -114,20 +115,6 @@ def _fit(cfg: TrainConfig, typed: Optional[Iterable[str]]) -> Path:
     log.info("done in %.1f min; best val acc %.4f; checkpoints in %s", (time.time() - start) / 60,
              recorder.best_acc, output)
     return output / "best"
-
-
-def settle_config(cfg: TrainConfig, typed: Optional[Iterable[str]]
-                  ) -> Tuple[TrainConfig, Optional[Path], Optional[Path]]:
-    """(the config this run uses, the checkpoint it resumes, the pretrained weights it starts
-    from); the weights are fetched now, before the data is scanned, so a missing file or network
-    fails at once."""
-    if not cfg.resume:
-        if typed is not None:
-            cfg = apply_pretrained_defaults(cfg, set(typed))
-        return cfg, None, pretrained_source(cfg) if cfg.pretrained else None
-    folder = ckpt.resolve_checkpoint(Path(cfg.output) / "last" if cfg.resume == "auto" else Path(cfg.resume))
-    saved = TrainConfig.from_dict(ckpt.read_meta(folder)["config"], strict=False)
-    return merge_resume(cfg, saved, typed), folder, None
 
 
 class Loaders:
