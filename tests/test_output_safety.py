@@ -160,7 +160,7 @@ FULL_DISK_DRIVER = textwrap.dedent(r"""
     import json, os, sys
     from pathlib import Path
     from paddle_catdog import checkpoint
-    from paddle_catdog.cli import train_main
+    from paddle_catdog.launch import train_main
 
     out = Path(sys.argv[1])
     real_save = checkpoint.save_checkpoint

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, png_bomb, write_image
+from paddle_catdog.cli import predict_main
 from paddle_catdog import checkpoint as ckpt
 from paddle_catdog.config import TrainConfig
 from paddle_catdog.data.check import check_image
@@ -103,7 +104,7 @@ def test_a_bomb_is_refused_before_decoding_with_its_declared_size(tmp_path):
 
 MEASURE = """
 import resource, sys
-from paddle_catdog.cli import predict_main
+from paddle_catdog.launch import predict_main
 code = predict_main(sys.argv[1:])
 print("peak_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr)
 sys.exit(code)
@@ -136,3 +137,18 @@ def test_predicting_a_bomb_is_one_error_line_at_bounded_memory(tmp_path):
     # Decoding it would take 2.7 GB; refused from the header, the peak stays that of a normal run.
     print(f"peak memory: {peak} MB with the bomb, {base_peak} MB without")
     assert peak < base_peak + 200, (peak, base_peak)
+
+
+def test_prediction_keeps_the_checkpoints_pixel_limit(tmp_path, capsys):
+    """A run trained with --max-image-pixels 5000 predicts with that limit unless the prediction
+    command is given another (it used to apply the command's default, 100 M, always)."""
+    weights = tmp_path / "ckpt"
+    cfg = TrainConfig(model="cnn", image_size=32, max_image_pixels=5000)
+    ckpt.save_checkpoint(weights, create_model("cnn", 2, **cfg.model_options()), cfg, ["cat", "dog"],
+                         epoch=0, best_metric=0.0)
+    photo = write_image(tmp_path / "photo.png", np.zeros((100, 100, 3), np.uint8))  # 10,000 pixels
+    common = ["--weights", str(weights), "--engine", "dygraph", "--img", str(photo)]
+    assert predict_main(common) == 2
+    assert "image too large: 100 x 100 (more than 5,000 pixels" in capsys.readouterr().err
+    assert predict_main(common + ["--max-image-pixels", "20000"]) == 0
+    assert capsys.readouterr().out.startswith(str(photo))

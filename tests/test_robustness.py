@@ -316,7 +316,7 @@ KILL_DRIVER = r"""
 import os, signal, sys
 from pathlib import Path
 from paddle_catdog import checkpoint
-from paddle_catdog.cli import train_main
+from paddle_catdog.launch import train_main
 from paddle_catdog.train import recipe as fit
 
 point, _, nth = os.environ["KILL_AT"].partition("@")

@@ -7,7 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-
 from ..checkpoint import DEFAULT_OUTPUT, find_default_weights
 from ..transforms import MAX_IMAGE_PIXELS
 from .inference import PRECISIONS
@@ -33,11 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "inference/; dygraph: the plain training-time model")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="Paddle Inference arithmetic on CPU: auto is bf16 where the CPU has "
-                             "native bfloat16 (AMX, AVX512-BF16; ~3x faster, same accuracy on val/), "
+                             "native bfloat16 (AMX, AVX512-BF16; faster, see benchmarks/README.md), "
                              "else fp32; fp32 matches the dygraph model to 1e-4")
-    parser.add_argument("--max-image-pixels", type=int, default=MAX_IMAGE_PIXELS,
+    parser.add_argument("--max-image-pixels", type=int, default=None,
                         help="refuse an image whose header declares more pixels than this, before "
-                             "decoding it (a 1 MB decompression bomb can declare 30,000 x 30,000)")
+                             "decoding it (a 1 MB decompression bomb can declare 30,000 x 30,000); "
+                             f"default: the checkpoint's own setting ({MAX_IMAGE_PIXELS:,} unless "
+                             "its training run said otherwise)")
     return parser
 
 
@@ -46,11 +47,12 @@ def predict(args: argparse.Namespace) -> int:
     A setting or checkpoint that cannot work raises (the CLI prints it as one line)."""
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1 (got {args.batch_size})")
-    if args.max_image_pixels < 1:
+    if args.max_image_pixels is not None and args.max_image_pixels < 1:
         raise ValueError(f"--max-image-pixels must be at least 1 (got {args.max_image_pixels})")
     weights = Path(args.weights) if args.weights else find_default_weights()
     predictor = load_predictor(str(weights), args.engine, args.device, args.precision)
-    predictor.limit_image_pixels(args.max_image_pixels)
+    if args.max_image_pixels is not None:  # else the checkpoint's limit stays
+        predictor.limit_image_pixels(args.max_image_pixels)
     paths, errors = expand_inputs(args.img)
     for path, reason in errors:
         print(f"error: {path}: {reason}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Choosing and loading a predictor, and the inputs it is given: ``load_predictor`` (Paddle
-Inference or dygraph), ``find_default_weights`` (the newest ``best/`` under ``output/``) and
-``expand_inputs`` (files and folders of images)."""
+Inference or dygraph) and ``expand_inputs`` (files and folders of images). The newest ``best/``
+under ``output/`` is ``checkpoint.find_default_weights``."""
 from __future__ import annotations
 
 from pathlib import Path
