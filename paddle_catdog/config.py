@@ -114,6 +114,9 @@ class TrainConfig:
     output: str = _opt("output", "folder for checkpoints (last/, best/) and VisualDL logs (vdl/)")
     resume: Optional[str] = _opt(None, "continue a run: a checkpoint folder, or 'auto' for "
                                  "<output>/last (a bare --resume means 'auto')", nargs="?", const="auto")
+    overwrite: bool = _opt(False, "start afresh in an --output that holds a run: delete its "
+                           "checkpoints (last/, best/), history.jsonl and VisualDL logs first "
+                           "(without it such a folder is refused: --resume continues it)")
     device: str = _opt("auto", "auto (GPU when Paddle has CUDA and sees one), cpu or gpu",
                        choices=("auto", "cpu", "gpu"))
     num_workers: int = _opt(2, "data loader worker processes (0: load in the main process)")
@@ -191,8 +194,8 @@ class TrainConfig:
 
 # Options that describe this invocation rather than the experiment: on --resume they come from
 # the command line, everything else from the checkpoint (unless typed).
-RUNTIME_FIELDS = frozenset({"output", "resume", "device", "num_workers", "num_threads", "progress",
-                            "data_dir", "val_dir", "download"})
+RUNTIME_FIELDS = frozenset({"output", "resume", "overwrite", "device", "num_workers", "num_threads",
+                            "progress", "data_dir", "val_dir", "download"})
 
 
 def _kind(f: dataclasses.Field) -> type:

@@ -52,3 +52,26 @@ def test_one_default_per_setting():
         assert create_model(name).dropout.p == cfg.dropout, name
     assert RandomResizedCrop(32).scale == (cfg.crop_scale_min, 1.0)
     assert dataclasses.replace(cfg, model="cnn").model_options()["dropout"] == cfg.dropout
+
+
+def test_a_fresh_run_in_a_used_output_is_refused_unless_overwrite(tmp_path, kaggle_root):
+    """It used to delete history.jsonl but keep the old last/ and vdl/, so --resume after a Ctrl-C
+    in its first epoch continued the old run without its history."""
+    out = tmp_path / "out"
+    fit(tiny_config(kaggle_root, out, epochs=1, log_images=False))
+    with pytest.raises(OSError, match=r"holds a run already \(last, best, history.jsonl\).*--resume.*--overwrite"):
+        fit(tiny_config(kaggle_root, out, epochs=1))
+    assert read_meta(out / "last")["epoch"] == 1  # untouched
+    (out / "vdl" / "marker").write_text("old")
+    fit(tiny_config(kaggle_root, out, epochs=2, overwrite=True, log_images=False))
+    assert read_meta(out / "last")["epoch"] == 2 and not (out / "vdl" / "marker").exists()
+    rows = (out / "history.jsonl").read_text().splitlines()
+    assert len(rows) == 2
+
+
+def test_logs_of_a_run_that_never_finished_an_epoch_do_not_block(tmp_path, kaggle_root):
+    out = tmp_path / "out"
+    (out / "vdl").mkdir(parents=True)
+    (out / "vdl" / "events").write_text("x")
+    fit(tiny_config(kaggle_root, out, epochs=1, log_images=False))
+    assert read_meta(out / "last")["epoch"] == 1 and not (out / "vdl" / "events").exists()

@@ -24,7 +24,7 @@ from .. import distributed as dist
 from ..config import TrainConfig
 from ..data.loader import make_loader
 from ..data.split import Data, load_data
-from ..files import output_lock
+from ..files import OutputError, output_lock
 from ..metrics import score
 from ..models import create_model
 from ..transforms import eval_size
@@ -34,7 +34,7 @@ from .loop import train_one_epoch
 from .optim import WarmupCosine, build_optimizer
 from .prepare import resume_folder
 from .pretrained import apply_freeze_schedule, load_pretrained, pretrained_source
-from .recorder import EpochRecorder, write_skipped
+from .recorder import EpochRecorder, clear_run, prior_run, write_skipped
 from .transfer import linear_probe
 
 log = logging.getLogger("paddle_catdog")
@@ -52,7 +52,22 @@ def fit(cfg: TrainConfig) -> Path:
     if main:
         Path(cfg.output).mkdir(parents=True, exist_ok=True)
     with output_lock(Path(cfg.output)) if main else contextlib.nullcontext():
+        if main and not cfg.resume:
+            start_afresh(Path(cfg.output), cfg.overwrite)
         return _fit(cfg, main)
+
+
+def start_afresh(output: Path, overwrite: bool) -> None:
+    """A fresh run in ``output``: one that holds an earlier run's checkpoints or history is refused
+    (its ``last/`` would stay beside the new run's logs, and --resume would continue the old run),
+    unless ``overwrite`` deletes them. What a run that never finished an epoch left goes."""
+    earlier = prior_run(output)
+    if earlier and not overwrite:
+        raise OutputError(f"{output}/ holds a run already ({earlier}): continue it with --resume, "
+                          "start over with --overwrite (deletes it), or choose another --output")
+    if earlier:
+        log.info("--overwrite: deleting the earlier run in %s (%s)", output, earlier)
+    clear_run(output)
 
 
 def _fit(cfg: TrainConfig, main: bool) -> Path:

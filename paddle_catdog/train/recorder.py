@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -12,7 +13,7 @@ import paddle
 
 from .. import checkpoint as ckpt
 from ..config import TrainConfig
-from ..files import write_failure
+from ..files import old_name, write_failure
 from ..runlog import HISTORY, VdlLogger, append_history, keep_history
 from ..transforms import image_grid
 
@@ -36,6 +37,30 @@ def write_skipped(output: Path, skipped: Sequence[Tuple[str, str]]) -> None:
             log.warning("  ... and %d more", len(skipped) - 20)
     elif path.exists():
         path.unlink()
+
+
+RUN_FILES = ("last", "best", HISTORY, "vdl", "skipped.txt")  # what a run leaves in its --output
+
+
+def prior_run(output: Path) -> Optional[str]:
+    """What an earlier run left in ``output`` that a fresh run would mix with or lose, or None
+    when it left no checkpoint (then there is nothing to resume nor keep: logs of a run that was
+    stopped before its first checkpoint do not count)."""
+    found = [name for name in ("last", "best") if (output / name / ckpt.META).is_file()
+             or (old_name(output / name) / ckpt.META).is_file()]
+    if found and (output / HISTORY).is_file():
+        found.append(HISTORY)
+    return ", ".join(found) or None
+
+
+def clear_run(output: Path) -> None:
+    """Delete what a run leaves in ``output`` (``RUN_FILES`` and interrupted swaps), nothing else."""
+    for name in RUN_FILES:
+        for path in (output / name, old_name(output / name), output / f"{name}.tmp"):
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
 
 
 class EpochRecorder:
