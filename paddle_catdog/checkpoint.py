@@ -9,7 +9,8 @@ A checkpoint is a folder::
 Prediction and export read only the first two, so a checkpoint from a stranger never gets
 unpickled there. Writes go to a temporary folder that is then swapped in by renames
 (``files.atomic_folder``), so a kill at any moment leaves either the previous or the new checkpoint
-complete (``resolve_checkpoint`` recovers the one interrupted swap state).
+complete: readers then read ``<folder>.old`` (``resolve_checkpoint``), and only the run that
+owns the folder puts it back (``recover_checkpoint``).
 """
 from __future__ import annotations
 
@@ -80,17 +81,28 @@ def _complete(folder: Path) -> bool:
 
 
 def resolve_checkpoint(folder: Path) -> Path:
-    """Return a complete checkpoint folder for ``folder``, restoring ``<folder>.old`` if a swap was
-    interrupted; raise CheckpointError when there is none."""
+    """The complete checkpoint folder to read for ``folder``: ``folder`` itself, or ``<folder>.old``
+    while a swap is (or was left) between its renames; raise CheckpointError when there is none.
+    Reading never changes a file: only the training run that owns the folder restores a swap
+    (``recover_checkpoint``), so a reader cannot break the trainer's next rename."""
     folder = Path(folder)
-    if _complete(old_name(folder)):
-        restore_interrupted(folder, complete=(folder / META).is_file())
+    if not _complete(folder) and _complete(old_name(folder)):
+        return old_name(folder)
     if not folder.is_dir():
         raise CheckpointError(f"checkpoint not found: {folder}")
     for name in (META, WEIGHTS):
         if not (folder / name).is_file():
             raise CheckpointError(f"{folder} is not a checkpoint folder (no {name})")
     return folder
+
+
+def recover_checkpoint(folder: Path) -> Path:
+    """For the run that owns ``folder`` (``--resume``): put ``<folder>.old`` back when a swap was
+    killed between its renames, then ``resolve_checkpoint``."""
+    folder = Path(folder)
+    if _complete(old_name(folder)):
+        restore_interrupted(folder, complete=_complete(folder))
+    return resolve_checkpoint(folder)
 
 
 def read_meta(folder: Path) -> Dict[str, Any]:

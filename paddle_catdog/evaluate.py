@@ -80,12 +80,18 @@ def held_out_samples(cfg, classes: Sequence[str], data_dir: Optional[str]) -> Tu
 
 
 # ------------------------------------------------------------------------------------ the run
+def eval_folder(checkpoint: Path) -> Path:
+    """Where evaluating a checkpoint folder writes by default: beside it (``best`` -> ``best.eval``)."""
+    return checkpoint.with_name(checkpoint.name + ".eval")
+
+
 def evaluate_checkpoint(weights: str, data_dir: Optional[str] = None, batch_size: Optional[int] = None,
                         device: str = "auto", num_workers: int = 0, out_dir: Optional[str] = None,
                         progress: bool = False, vdl: bool = True) -> Dict[str, Any]:
     """Evaluate ``weights`` (a checkpoint folder); write the PNGs and ``evaluation.json`` into
-    ``out_dir`` (default: the checkpoint folder) and the PR curve into ``<run>/vdl``, where
-    ``<run>`` is the checkpoint folder's parent (the training ``--output``)."""
+    ``out_dir`` (default: ``eval_folder(weights)``, beside the checkpoint: it belongs to the
+    training run, and its next swap would drop anything added) and the PR curve into
+    ``<run>/vdl``, where ``<run>`` is the checkpoint folder's parent (the training ``--output``)."""
     setup_device(device)
     folder = ckpt.resolve_checkpoint(Path(weights))
     model, cfg, classes, meta = ckpt.load_model(folder)
@@ -101,7 +107,7 @@ def evaluate_checkpoint(weights: str, data_dir: Optional[str] = None, batch_size
     report.update(weights=str(folder), data=data_dir or cfg.data_dir, scored=scored, skipped=skipped,
                   epoch=meta.get("epoch"))
 
-    out = Path(out_dir) if out_dir else folder
+    out = Path(out_dir) if out_dir else eval_folder(Path(weights))
     out.mkdir(parents=True, exist_ok=True)
     run = folder.parent
     files = {"confusion_matrix": str(out / CONFUSION_PNG)}
@@ -148,7 +154,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None,
                         help="checkpoint folder (default: the newest best/ under output/)")
     parser.add_argument("--out-dir", default=None,
-                        help="where to write the PNGs and evaluation.json (default: the checkpoint folder)")
+                        help="where to write the PNGs and evaluation.json (default: beside the "
+                             "checkpoint folder, e.g. output/best.eval/; never inside it)")
     parser.add_argument("--no-vdl", dest="vdl", action="store_false",
                         help="do not log the PR curve to <run>/vdl")
 

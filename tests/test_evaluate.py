@@ -13,6 +13,7 @@ import pytest
 from conftest import ROOT, make_kaggle_flat, run_script, tiny_config
 from paddle_catdog.checkpoint import load_model
 from paddle_catdog.data.split import load_data
+from paddle_catdog import checkpoint as ckpt
 from paddle_catdog.evaluate import CONFUSION_PNG, CURVES_PNG, REPORT_JSON, evaluate_checkpoint
 from paddle_catdog.metrics import classification_report, confusion_matrix, format_report, per_class_metrics
 
@@ -85,9 +86,11 @@ def test_evaluate_checkpoint_writes_report_pngs_and_pr_curve(tiny_run, tmp_path)
     # the same images, transform and model as training's own evaluation: the same accuracy
     meta = json.loads((best / "meta.json").read_text())
     assert report["accuracy"] == pytest.approx(meta["best_metric"])
+    out = best.with_name("best.eval")  # beside the checkpoint: the checkpoint belongs to its run
     for name in (CONFUSION_PNG, CURVES_PNG):
-        assert _is_png(best / name), name
-    assert json.loads((best / REPORT_JSON).read_text())["accuracy"] == report["accuracy"]
+        assert _is_png(out / name), name
+    assert json.loads((out / REPORT_JSON).read_text())["accuracy"] == report["accuracy"]
+    assert sorted(p.name for p in best.iterdir()) == sorted([ckpt.META, ckpt.WEIGHTS])
     from visualdl import LogReader
     tags = set()
     for f in (root / "out" / "vdl").glob("vdlrecords.*.log"):

@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, make_kaggle_flat, run_script
 from paddle_catdog import checkpoint as ckpt
 from paddle_catdog.config import TrainConfig
-from paddle_catdog.predict.export import (CACHE_DIR, EXPORT_META, ensure_exported, export_checkpoint,
+from paddle_catdog.predict.export import (EXPORT_META, export_cache, ensure_exported, export_checkpoint,
                                   model_files, read_export_meta)
 from paddle_catdog.predict.inference import InferencePredictor, fast_bf16, resolve_precision
 from paddle_catdog.models import create_model
@@ -58,7 +58,7 @@ def test_exported_model_matches_dygraph(tmp_path, images, model_name, size, opti
     best = make_checkpoint(tmp_path / "best", model_name, size, **options)
     dygraph = Predictor(str(best), device="cpu")
     exported = InferencePredictor(str(best), device="cpu", precision="fp32")
-    assert exported.folder == best / CACHE_DIR
+    assert exported.folder == export_cache(best) == best.with_name("best.inference")
     for batch_size in (1, 4):  # the batch size is free in the exported graph
         want = {p: pr for p, pr, _ in dygraph.predict_paths(images, batch_size)}
         got = {p: pr for p, pr, _ in exported.predict_paths(images, batch_size)}

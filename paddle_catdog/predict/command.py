@@ -28,8 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"), help="where to run")
     parser.add_argument("--engine", default="inference", choices=ENGINES,
                         help="inference: Paddle Inference (oneDNN on CPU) on the exported model, "
-                             "exported on the fly from a checkpoint and cached in <checkpoint>/"
-                             "inference/; dygraph: the plain training-time model")
+                             "exported on the fly from a checkpoint and cached beside it in "
+                             "<checkpoint>.inference/; dygraph: the plain training-time model")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="Paddle Inference arithmetic on CPU: auto is bf16 where the CPU has "
                              "native bfloat16 (AMX, AVX512-BF16; faster, see benchmarks/README.md), "

@@ -13,7 +13,8 @@ The graph starts at the normalized tensor: preprocessing stays in Python and is 
 the exported model sees exactly the pixels the evaluation saw. Nothing in the folder is a pickle:
 Paddle Inference reads the graph and weights in C++, and ``export.json`` is plain JSON.
 
-``ensure_exported(checkpoint)`` keeps an export cached inside the checkpoint folder (``inference/``)
+``ensure_exported(checkpoint)`` keeps an export cached beside the checkpoint folder
+(``output/best`` -> ``output/best.inference/``; never inside it, which belongs to the training run)
 and redoes it only when the checkpoint's weights, its meta.json or the Paddle version changed.
 """
 from __future__ import annotations
@@ -37,7 +38,13 @@ from ..transforms import eval_size
 
 MODEL_PREFIX = "model"
 EXPORT_META = "export.json"
-CACHE_DIR = "inference"  # inside a training checkpoint folder
+CACHE_SUFFIX = ".inference"  # beside a training checkpoint folder: best -> best.inference
+
+
+def export_cache(checkpoint: Path) -> Path:
+    """Where the export of a training checkpoint folder is cached: beside it, not inside."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.name + CACHE_SUFFIX)
 EXPORT_FORMAT_VERSION = 1
 
 
@@ -115,19 +122,19 @@ def _cache_is_current(cache: Path, checkpoint: Path) -> bool:
 
 def ensure_exported(weights: Path) -> Path:
     """An exported folder for ``weights``: the folder itself when it already is one; for a training
-    checkpoint, its ``inference/`` cache, (re-)exported when missing or out of date. A read-only
-    checkpoint gets a fresh export in a temporary folder instead."""
+    checkpoint, its cache beside it (``export_cache``), (re-)exported when missing or out of date.
+    Where that cannot be written, a fresh export in a temporary folder instead."""
     weights = Path(weights)
     if is_exported(weights):
         return weights
     checkpoint = ckpt.resolve_checkpoint(weights)
-    cache = checkpoint / CACHE_DIR
+    cache = export_cache(weights)
     if _cache_is_current(cache, checkpoint):
         return cache
     try:
         return export_checkpoint(checkpoint, cache)
     except PermissionError:
-        return export_checkpoint(checkpoint, Path(tempfile.mkdtemp(prefix="catdog-export-")) / CACHE_DIR)
+        return export_checkpoint(checkpoint, Path(tempfile.mkdtemp(prefix="catdog-export-")) / cache.name)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,7 +2,7 @@
 C++ predictor with oneDNN on CPU, or on the GPU where Paddle has CUDA and sees one.
 
 ``InferencePredictor`` takes an exported folder, or a training checkpoint that it exports on the
-fly (cached in ``<checkpoint>/inference/``). It shares preprocessing, batching and the result
+fly (cached beside it, ``<checkpoint>.inference/``). It shares preprocessing, batching and the result
 format with the dygraph ``Predictor`` through ``predict.BasePredictor``.
 """
 from __future__ import annotations

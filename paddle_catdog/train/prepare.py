@@ -22,8 +22,9 @@ from .pretrained import apply_pretrained_defaults
 
 
 def resume_folder(cfg: TrainConfig) -> Path:
-    """The checkpoint folder ``cfg.resume`` names ('auto': ``<output>/last``)."""
-    return ckpt.resolve_checkpoint(Path(cfg.output) / "last" if cfg.resume == "auto" else Path(cfg.resume))
+    """The checkpoint folder ``cfg.resume`` names ('auto': ``<output>/last``), an interrupted swap
+    put back first (the resumed run owns the folder)."""
+    return ckpt.recover_checkpoint(Path(cfg.output) / "last" if cfg.resume == "auto" else Path(cfg.resume))
 
 
 def prepare_config(**options) -> TrainConfig:

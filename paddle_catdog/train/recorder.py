@@ -39,7 +39,9 @@ def write_skipped(output: Path, skipped: Sequence[Tuple[str, str]]) -> None:
         path.unlink()
 
 
-RUN_FILES = ("last", "best", HISTORY, "vdl", "skipped.txt")  # what a run leaves in its --output
+# What a run leaves in its --output, and what readers cache or write beside its checkpoints
+RUN_FILES = ("last", "best", HISTORY, "vdl", "skipped.txt", "best.inference", "last.inference",
+             "best.eval", "last.eval")
 
 
 def prior_run(output: Path) -> Optional[str]:
