@@ -51,14 +51,16 @@ def plot_confusion_matrix(cm: np.ndarray, classes: Sequence[str], path: Optional
 
 
 def plot_curves(history: Sequence[Mapping[str, float]], path: Optional[PathLike] = None) -> Figure:
-    """Loss, accuracy and learning rate per epoch from ``history.jsonl`` rows."""
+    """Loss, accuracy and learning rate per epoch from ``history.jsonl`` rows. Both losses are the
+    cross-entropy of the true class without label smoothing (training's smoothed objective is
+    ``train_objective``); train is over augmented photos in train mode, val flip-averaged."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     epochs = [r["epoch"] for r in history]
     for ax, key in zip(axes[:2], ("loss", "acc")):
         for split, style in (("train", "-o"), ("val", "-s")):
             values = [r.get(f"{split}_{key}", np.nan) for r in history]
             ax.plot(epochs, values, style, label=split, markersize=4)
-        ax.set_title("accuracy" if key == "acc" else "loss")
+        ax.set_title("accuracy" if key == "acc" else "cross-entropy of the true class")
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend()

@@ -429,7 +429,7 @@ def test_non_finite_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(
     assert code == 2
     line = _one_error_line(capsys)
     assert "loss became nan" in line and "last good checkpoint" in line
-    assert len(calls) == 7  # stopped at once
+    assert len(calls) == 8  # stopped at once: the NaN step computed its two losses (objective, loss), no step after
     assert _epoch(out / "last") == 1 and not (out / "last.tmp").exists()
     weights = ckpt.read_weights(out / "last" / ckpt.WEIGHTS)
     assert all(np.isfinite(w).all() for w in weights.values())

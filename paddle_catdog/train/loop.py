@@ -18,23 +18,43 @@ class TrainingError(RuntimeError):
     """Training cannot go on (diverged loss, ...); the message is for the user."""
 
 
+def sync_interval(device: str) -> int:
+    """Steps between reading the running figures on the host. On a GPU each read waits for the
+    queued kernels (a sync per step would stall it); on a CPU the kernels ran already, so reading
+    every step costs nothing and a diverged loss stops at once."""
+    return GPU_SYNC_EVERY if device == "gpu" else 1
+
+
+GPU_SYNC_EVERY = 25
+
+
 def train_one_epoch(model: paddle.nn.Layer, loader: paddle.io.DataLoader,
                     optimizer: paddle.optimizer.Optimizer, scheduler: WarmupCosine,
                     label_smoothing: float = 0.0, scaler: Optional[paddle.amp.GradScaler] = None,
-                    progress: bool = False, desc: str = "train") -> Dict[str, float]:
-    """One pass over ``loader``; returns mean loss, accuracy, images/s and the last LR. Raises
-    TrainingError on a non-finite loss before the optimizer applies it."""
+                    progress: bool = False, desc: str = "train", sync_every: int = 1) -> Dict[str, float]:
+    """One pass over ``loader``; returns the mean cross-entropy of the true class (``loss``: the
+    quantity validation reports, without label smoothing), the mean training objective
+    (``objective``: with it), accuracy, images/s and the last LR. Sums stay on the device and
+    are read every ``sync_every`` steps (``sync_interval``), before that step is applied; a read
+    that finds a non-finite loss raises TrainingError (on a CPU: before the bad step applies)."""
     set_train_mode(model)  # model.train(), but frozen batch-norm layers stay in eval mode
-    total_loss, correct, seen, start = 0.0, 0, 0, time.time()
+    sums, seen, start = None, 0, time.time()
     bar = progress_bar(loader, progress, desc=desc, total=len(loader))
-    for images, labels in bar:
+    for step, (images, labels) in enumerate(bar, 1):
         with paddle.amp.auto_cast(enable=scaler is not None):
             logits = model(images)
             loss = F.cross_entropy(logits.astype("float32"), labels, label_smoothing=label_smoothing)
-        value = float(loss)
-        if not math.isfinite(value):
-            raise TrainingError(f"loss became {value} at step {scheduler.last_epoch}: training "
-                                "diverged (try a lower --lr); the last good checkpoint is kept")
+        with paddle.no_grad():
+            n = int(labels.shape[0])
+            batch = paddle.stack([loss.detach() * n,
+                                  F.cross_entropy(logits.detach().astype("float32"), labels) * n,
+                                  (logits.argmax(axis=1) == labels.reshape([-1])).astype("float32").sum()])
+            sums = batch if sums is None else sums + batch
+            seen += n
+        if step % sync_every == 0 or step == len(loader):  # before this step is applied
+            figures = _read(sums, seen, scheduler.last_epoch + 1)
+            if progress:
+                bar.set_postfix(loss=f"{figures[1]:.3f}", acc=f"{figures[2]:.3f}")
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -44,13 +64,18 @@ def train_one_epoch(model: paddle.nn.Layer, loader: paddle.io.DataLoader,
             optimizer.step()
         optimizer.clear_grad()
         scheduler.step()
-        n = int(labels.shape[0])
-        total_loss += value * n
-        correct += int((logits.argmax(axis=1) == labels).astype("int64").sum())
-        seen += n
-        if progress:
-            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
     elapsed = max(time.time() - start, 1e-9)
-    total_loss, correct, seen = dist.reduce_sums([total_loss, correct, seen])  # all ranks' batches
-    return {"loss": total_loss / max(seen, 1), "acc": correct / max(seen, 1),
+    total = [float(v) for v in sums.numpy()] if sums is not None else [0.0, 0.0, 0.0]
+    objective, nll, correct, seen = dist.reduce_sums(total + [seen])  # all ranks' batches
+    seen = max(seen, 1)
+    return {"loss": nll / seen, "objective": objective / seen, "acc": correct / seen,
             "images_per_s": seen / elapsed, "lr": float(optimizer.get_lr()), "seconds": elapsed}
+
+
+def _read(sums: paddle.Tensor, seen: int, step: int):
+    """(objective, loss, accuracy) so far, read on the host; a non-finite objective ends training."""
+    objective, nll, correct = (float(v) / seen for v in sums.numpy())
+    if not math.isfinite(objective):
+        raise TrainingError(f"loss became {objective} by step {step}: training diverged (try a lower "
+                            "--lr); the last good checkpoint is kept")
+    return objective, nll, correct

@@ -30,7 +30,7 @@ from ..models import create_model
 from ..transforms import eval_size
 from ..runtime import count_params, seed_everything, setup_device, setup_logging
 from .budget import TimeBudget
-from .loop import train_one_epoch
+from .loop import sync_interval, train_one_epoch
 from .optim import WarmupCosine, build_optimizer
 from .prepare import resume_folder
 from .pretrained import apply_freeze_schedule, load_pretrained, pretrained_source
@@ -114,7 +114,8 @@ def _fit(cfg: TrainConfig, main: bool) -> Path:
             apply_freeze_schedule(model, scheduler, cfg, epoch)
             size, loader = budget.size(epoch), loaders.train(budget.size(epoch), epoch)
             train = train_one_epoch(net, loader, optimizer, scheduler, cfg.label_smoothing, scaler,
-                                    cfg.progress, desc=f"epoch {epoch + 1}/{budget.epochs}")
+                                    cfg.progress, desc=f"epoch {epoch + 1}/{budget.epochs}",
+                                    sync_every=sync_interval(device))
             val = loaders.score(model, budget.planned()) if budget.evaluates(epoch) else None
             epoch += 1
             if budget.replan(epoch, train, val, time.time() - t0):

@@ -97,9 +97,13 @@ class EpochRecorder:
         budget planned it (epochs, final size), which the checkpoints record; ``val`` None: not
         evaluated."""
         epochs = planned.epochs
+        # loss: cross-entropy of the true class, as validation reports it (train: augmented photos
+        # in train mode; val: flip-averaged); objective: what training minimises (label smoothing)
         logged = {"train/loss": train["loss"], "train/acc": train["acc"], "train/lr": train["lr"],
                   "train/images_per_s": train["images_per_s"]}
         metrics = {"train_loss": train["loss"], "train_acc": train["acc"]}
+        if "objective" in train:
+            logged["train/objective"] = metrics["train_objective"] = train["objective"]
         improved = val is not None and val["acc"] > self.best_acc
         if val is not None:
             logged.update({"val/loss": val["loss"], "val/acc": val["acc"]})
