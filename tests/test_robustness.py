@@ -413,14 +413,15 @@ def test_killed_training_resumes_to_the_right_end(tmp_path):
 # ------------------------------------------------------------------------------- NaN / inf loss
 def test_non_finite_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(
         kaggle_root, tmp_path, capsys, monkeypatch, quiet_log):
-    """80 training images, batch 16: steps 1-5 are epoch 1; the loss turns NaN on step 7."""
+    """80 training images, batch 16: steps 1-5 are epoch 1; the loss turns NaN on step 7 (each step
+    computes two cross-entropies: the smoothed objective, then the plain loss it reports)."""
     real = loop.F.cross_entropy
     calls = []
 
     def cross_entropy(*a, **k):
         calls.append(1)
         loss = real(*a, **k)
-        return loss * float("nan") if len(calls) == 7 else loss
+        return loss * float("nan") if len(calls) == 2 * 7 - 1 else loss  # step 7's objective
     monkeypatch.setattr(loop.F, "cross_entropy", cross_entropy)
     out = tmp_path / "o"
     code = train_main(["--data-dir", str(kaggle_root), "--output", str(out), "--model", "cnn",
@@ -429,7 +430,7 @@ def test_non_finite_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(
     assert code == 2
     line = _one_error_line(capsys)
     assert "loss became nan" in line and "last good checkpoint" in line
-    assert len(calls) == 8  # stopped at once: the NaN step computed its two losses (objective, loss), no step after
+    assert len(calls) == 2 * 7  # stopped at once: step 7 computed its two losses (objective, loss), no step after
     assert _epoch(out / "last") == 1 and not (out / "last.tmp").exists()
     weights = ckpt.read_weights(out / "last" / ckpt.WEIGHTS)
     assert all(np.isfinite(w).all() for w in weights.values())
