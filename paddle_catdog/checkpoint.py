@@ -46,7 +46,8 @@ def state_to_numpy(model: paddle.nn.Layer) -> Dict[str, np.ndarray]:
 def save_checkpoint(folder: Path, model: paddle.nn.Layer, cfg: TrainConfig, classes: List[str],
                     epoch: int, best_metric: float, metrics: Optional[Dict[str, float]] = None,
                     optimizer: Optional[paddle.optimizer.Optimizer] = None,
-                    scheduler: Optional[paddle.optimizer.lr.LRScheduler] = None) -> Path:
+                    scheduler: Optional[paddle.optimizer.lr.LRScheduler] = None,
+                    scaler: Optional[paddle.amp.GradScaler] = None) -> Path:
     """Write a complete checkpoint folder atomically (``files.atomic_folder``). A failed write (a
     full disk) leaves the previous checkpoint as it was and raises ``files.OutputError``, one line
     that names the folder and says so."""
@@ -61,16 +62,20 @@ def save_checkpoint(folder: Path, model: paddle.nn.Layer, cfg: TrainConfig, clas
                     "config": cfg.to_dict()}
             write_durably(tmp / META, json.dumps(meta, indent=2).encode())
             if optimizer is not None:
-                _save_train_state(tmp / TRAIN_STATE, model, optimizer, scheduler)
+                _save_train_state(tmp / TRAIN_STATE, model, optimizer, scheduler, scaler)
     except (OSError, SafetensorError) as e:  # safetensors reports a full disk as its own error
         raise write_failure(folder, e, outcome) from e
     return folder
 
 
 def _save_train_state(path: Path, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer,
-                      scheduler: Optional[paddle.optimizer.lr.LRScheduler]) -> None:
+                      scheduler: Optional[paddle.optimizer.lr.LRScheduler],
+                      scaler: Optional[paddle.amp.GradScaler] = None) -> None:
+    # the GradScaler's loss scale and its good/bad step counts (mixed precision on a GPU): a
+    # resumed run goes on from them instead of re-learning the scale from 2^15
     state = {"optimizer": _rename_optimizer_state(optimizer.state_dict(), _param_names(model)),
-             "scheduler": scheduler.state_dict() if scheduler is not None else None}
+             "scheduler": scheduler.state_dict() if scheduler is not None else None,
+             "scaler": scaler.state_dict() if scaler is not None else None}
     paddle.save(state, str(path))
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
@@ -194,8 +199,9 @@ def _rename_optimizer_state(state: Dict[str, Any], names: Dict[str, str]) -> Dic
 
 
 def load_train_state(folder: Path, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer,
-                     scheduler: Optional[paddle.optimizer.lr.LRScheduler]) -> None:
-    """Restore optimizer and scheduler state for --resume (a pickle: only our own runs)."""
+                     scheduler: Optional[paddle.optimizer.lr.LRScheduler],
+                     scaler: Optional[paddle.amp.GradScaler] = None) -> None:
+    """Restore optimizer, scheduler and GradScaler state for --resume (a pickle: only our own runs)."""
     path = Path(folder) / TRAIN_STATE
     if not path.is_file():
         raise CheckpointError(f"{folder}: no {TRAIN_STATE}, cannot resume the optimizer")
@@ -207,6 +213,8 @@ def load_train_state(folder: Path, model: paddle.nn.Layer, optimizer: paddle.opt
     optimizer.set_state_dict(_rename_optimizer_state(state["optimizer"], to_unique))
     if scheduler is not None and state.get("scheduler"):
         scheduler.set_state_dict(state["scheduler"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
 
 
 def find_default_weights(output: str = DEFAULT_OUTPUT) -> Path:

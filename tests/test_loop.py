@@ -63,3 +63,27 @@ def test_figures_are_read_every_sync_every_steps_and_a_nan_is_caught_at_the_next
     with pytest.raises(loop.TrainingError, match="nan by step 4"):
         loop.train_one_epoch(model, _Loader(_batches(10)), optimizer, scheduler, sync_every=4)
     assert reads == [4]
+
+
+class _Scaler:
+    """Stands in for a GPU GradScaler (disabled on CPU, where its state is empty)."""
+
+    def __init__(self, scale: float) -> None:
+        self.state = {"scale": scale, "incr_count": 7, "decr_count": 1}
+
+    def state_dict(self):
+        return dict(self.state)
+
+    def load_state_dict(self, state):
+        self.state = dict(state)
+
+
+def test_the_loss_scale_is_saved_and_resumed(tmp_path):
+    from paddle_catdog import checkpoint as ckpt
+    from paddle_catdog.config import TrainConfig
+    model, optimizer, scheduler = _setup()
+    ckpt.save_checkpoint(tmp_path / "last", model, TrainConfig(model="cnn"), ["a", "b"], 1, 0.5,
+                         optimizer=optimizer, scheduler=scheduler, scaler=_Scaler(512.0))
+    fresh = _Scaler(2.0 ** 15)
+    ckpt.load_train_state(tmp_path / "last", model, optimizer, scheduler, fresh)
+    assert fresh.state == {"scale": 512.0, "incr_count": 7, "decr_count": 1}

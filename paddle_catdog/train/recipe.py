@@ -101,7 +101,8 @@ def _fit(cfg: TrainConfig, main: bool) -> Path:
     loaders = Loaders(data, cfg)
     optimizer, scheduler = build_optimizer(cfg, model, len(loaders.train(budget.size(0))), budget.epochs)
     scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15) if cfg.amp and device == "gpu" else None
-    epoch, best_acc = resume(resume_from, cfg, data.classes, model, optimizer, scheduler) if resume_from else (0, -1.0)
+    epoch, best_acc = (resume(resume_from, cfg, data.classes, model, optimizer, scheduler, scaler)
+                       if resume_from else (0, -1.0))
     scheduler.total_steps = budget.epochs * len(loaders.train(budget.size(epoch)))  # --epochs may have changed
     recorder = EpochRecorder(output, cfg, data.classes, main, epoch, best_acc)
     if epoch == 0 and main and cfg.log_images:
@@ -125,7 +126,7 @@ def _fit(cfg: TrainConfig, main: bool) -> Path:
                 if val is None and epoch >= budget.epochs:  # cut short here: evaluate the last epoch
                     val = loaders.score(model, budget.planned())
             recorder.record(epoch, budget.planned(), size, train, val, time.time() - t0, model,
-                            optimizer, scheduler)
+                            optimizer, scheduler, scaler)
     finally:
         recorder.close()
     log.info("done in %.1f min; best val acc %.4f; checkpoints in %s", (time.time() - start) / 60,
@@ -173,9 +174,10 @@ def build_model(cfg: TrainConfig, classes: Sequence[str], pretrained: Optional[P
 
 
 def resume(folder: Path, cfg: TrainConfig, classes: Sequence[str], model: paddle.nn.Layer,
-           optimizer: paddle.optimizer.Optimizer, scheduler: WarmupCosine) -> Tuple[int, float]:
-    """Load the checkpoint's weights, optimizer and schedule into this run's (its classes and
-    model must be this run's); returns (epochs done, best validation accuracy)."""
+           optimizer: paddle.optimizer.Optimizer, scheduler: WarmupCosine,
+           scaler: Optional[paddle.amp.GradScaler] = None) -> Tuple[int, float]:
+    """Load the checkpoint's weights, optimizer, schedule and loss scale into this run's (its
+    classes and model must be this run's); returns (epochs done, best validation accuracy)."""
     meta = ckpt.read_meta(folder)
     if list(meta["classes"]) != list(classes):
         raise ckpt.CheckpointError(f"{folder}: classes {meta['classes']} differ from the data's {list(classes)}")
@@ -183,7 +185,7 @@ def resume(folder: Path, cfg: TrainConfig, classes: Sequence[str], model: paddle
         raise ckpt.CheckpointError(f"{folder}: holds a {meta['model']} model, not {cfg.model} "
                                    "(drop --model to continue it)")
     ckpt.load_weights_into(model, ckpt.read_weights(folder / ckpt.WEIGHTS), str(folder))
-    ckpt.load_train_state(folder, model, optimizer, scheduler)
+    ckpt.load_train_state(folder, model, optimizer, scheduler, scaler)
     epoch, best = int(meta["epoch"]), float(meta["best_metric"])
     log.info("resumed from %s at epoch %d (best val acc %.4f)", folder, epoch, best)
     return epoch, best

@@ -92,7 +92,7 @@ class EpochRecorder:
 
     def record(self, epoch: int, planned: TrainConfig, size: int, train: Dict[str, float],
                val: Optional[Dict[str, float]], seconds: float, model: paddle.nn.Layer,
-               optimizer: paddle.optimizer.Optimizer, scheduler) -> None:
+               optimizer: paddle.optimizer.Optimizer, scheduler, scaler=None) -> None:
         """Everything epoch ``epoch`` (1-based) leaves; ``planned`` is the run's config as the
         budget planned it (epochs, final size), which the checkpoints record; ``val`` None: not
         evaluated."""
@@ -120,7 +120,7 @@ class EpochRecorder:
                 ckpt.save_checkpoint(self.output / "best", model, planned, self.classes, epoch,
                                      self.best_acc, metrics)
             ckpt.save_checkpoint(self.output / "last", model, planned, self.classes, epoch,
-                                 self.best_acc, metrics, optimizer, scheduler)
+                                 self.best_acc, metrics, optimizer, scheduler, scaler)
         val_text = (f"val loss {val['loss']:.4f} acc {val['acc']:.4f}{' *' if improved else ''}"
                     if val is not None else "(no evaluation)")
         log.info("epoch %d/%d  train loss %.4f acc %.4f  %s  lr %.2e  %.0f img/s  %.0fs", epoch,
