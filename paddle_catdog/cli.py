@@ -5,7 +5,9 @@ every expected failure into one ``error:`` line on stderr and exit code 2 (``_ru
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from typing import Callable, Optional, Sequence
 
 from . import evaluate as evaluation
@@ -23,8 +25,19 @@ from .train.loop import TrainingError
 EXPECTED = (DataError, CheckpointError, TrainingError, ValueError, OSError)
 
 
+def _terminated(signum: int, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM (kill, Slurm, Kubernetes) takes Ctrl-C's path
+
+
 def _run(command: Callable[[], int], interrupted: str = "interrupted") -> int:
-    """The one error path of every command; ``interrupted`` is what Ctrl-C prints."""
+    """The one error path of every command; ``interrupted`` is what Ctrl-C (or SIGTERM, how
+    schedulers stop a job) prints. Both unwind the command like an exception, so the last
+    checkpoint stays whole, data loader workers are shut down and the output lock is released;
+    without this handler SIGTERM would end Paddle in a C++ abort with its workers orphaned."""
+    previous = signal.getsignal(signal.SIGTERM)
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:  # signal handlers can only be set there
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         return command()
     except EXPECTED as e:
@@ -33,6 +46,9 @@ def _run(command: Callable[[], int], interrupted: str = "interrupted") -> int:
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)
         return 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def build_train_parser() -> argparse.ArgumentParser:

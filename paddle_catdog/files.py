@@ -150,7 +150,12 @@ def output_lock(folder: Path, hint: str = "wait for it or use another --output")
             raise write_failure(path, e) from e
         yield
     finally:
-        os.close(fd)  # releases the flock
+        # Unlock explicitly: forked children (data loader workers) share this open file, and a
+        # worker outliving the run would otherwise keep the folder locked.
+        if fcntl is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _take_lock(fd: int) -> bool:
