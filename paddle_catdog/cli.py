@@ -17,7 +17,7 @@ from .data import download
 from .data.layouts import DataError
 from .predict import command as prediction
 from .predict import export as exporting
-from .runtime import setup_logging
+from .runtime import command_logging, setup_logging
 from .train import fit, prepare_config
 from .train.loop import TrainingError
 
@@ -39,7 +39,8 @@ def _run(command: Callable[[], int], interrupted: str = "interrupted") -> int:
     if main_thread:  # signal handlers can only be set there
         signal.signal(signal.SIGTERM, _terminated)
     try:
-        return command()
+        with command_logging():
+            return command()
     except EXPECTED as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -2,10 +2,12 @@
 parameters. Training, prediction, evaluation and export all start here."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
 import sys
+from typing import Iterator
 
 import numpy as np
 import paddle
@@ -14,14 +16,32 @@ import paddle
 log = logging.getLogger("paddle_catdog")
 
 
+def _stderr_handler() -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    return handler
+
+
+@contextlib.contextmanager
+def command_logging() -> Iterator[None]:
+    """While a command runs (it owns the process): the ``paddle_catdog`` logger writes timestamped
+    lines to stderr itself and does not propagate (Paddle puts a handler of its own on the root
+    logger at import, which would print every line again in its format). Restored afterwards, so
+    a caller of the command in-process (a test, a notebook) keeps its logging as it was."""
+    saved = (log.propagate, list(log.handlers), log.level)
+    log.handlers, log.propagate = [_stderr_handler()], False
+    try:
+        yield
+    finally:
+        log.propagate, log.handlers, log.level = saved[0], saved[1], saved[2]
+
+
 def setup_logging(level: int = logging.INFO) -> None:
     """Show the ``paddle_catdog`` logger's messages from ``level`` on: as timestamped lines on
     stderr when nobody configured logging (a command, a plain notebook), else through the
     handlers the caller set up (it keeps propagating; nothing else is touched)."""
     if not log.hasHandlers():  # no handler here nor on the root logger
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-        log.addHandler(handler)
+        log.addHandler(_stderr_handler())
     log.setLevel(level)
 
 

@@ -26,7 +26,7 @@ from typing import Dict
 import numpy as np
 import paddle
 from safetensors import SafetensorError, safe_open
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 
 from . import checkpoint as ckpt
 from .files import sha256_of

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import importlib.util
+import io
+import logging
 import os
 import struct
 import subprocess
@@ -86,6 +88,14 @@ def kaggle_root(tmp_path: Path) -> Path:
     make_kaggle_flat(tmp_path / "data" / "train", 40, seed=1)
     make_kaggle_flat(tmp_path / "data" / "val", 12, seed=2, start=1000)
     return tmp_path / "data"
+
+
+@pytest.fixture
+def quiet_log(monkeypatch):
+    """The commands' log lines (their own stderr handler, runtime.command_logging) go to a buffer,
+    so that capsys sees only what the CLI prints for an error."""
+    from paddle_catdog import runtime
+    monkeypatch.setattr(runtime, "_stderr_handler", lambda: logging.StreamHandler(io.StringIO()))
 
 
 def real_data() -> Optional[Path]:

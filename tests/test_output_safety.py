@@ -7,9 +7,7 @@ The full disk is made two ways: a real small tmpfs mounted in a private mount na
 from __future__ import annotations
 
 import errno
-import io
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -26,21 +24,10 @@ from paddle_catdog import checkpoint as ckpt
 from paddle_catdog import files
 from paddle_catdog.cli import evaluate_main, train_main
 from paddle_catdog.runlog import HISTORY, read_history
-from paddle_catdog.runtime import setup_logging
 from paddle_catdog.train import recipe as fitting
 from paddle_catdog.train import recorder
 
 ENOSPC_TEXT = "No space left on device"
-
-
-@pytest.fixture
-def quiet_log(monkeypatch):
-    """fit's log has its own stderr handler; point it elsewhere so that capsys sees only what the
-    CLI prints for the error."""
-    setup_logging()
-    for handler in logging.getLogger("paddle_catdog").handlers:
-        if isinstance(handler, logging.StreamHandler):
-            monkeypatch.setattr(handler, "stream", io.StringIO())
 
 
 @pytest.fixture

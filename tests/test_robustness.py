@@ -6,7 +6,6 @@ sent by the subprocess to itself at an exact point so they land deterministicall
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -27,7 +26,6 @@ from conftest import ROOT, make_class_folders, make_kaggle_flat, png_bomb, strip
 from paddle_catdog import checkpoint as ckpt
 from paddle_catdog.data import split
 from paddle_catdog.runlog import HISTORY, read_history
-from paddle_catdog.runtime import setup_logging
 from paddle_catdog.train import recipe as fitting
 from paddle_catdog.train import loop
 from paddle_catdog.train.optim import build_optimizer
@@ -243,16 +241,6 @@ def checkpoints(tmp_path):
     meta["config"]["image_size"] = "big"
     variant("bad_config_meta", ckpt.META, json.dumps(meta).encode())
     return c
-
-
-@pytest.fixture
-def quiet_log(monkeypatch):
-    """fit's progress log has its own stderr handler; point it elsewhere so that capsys sees
-    only what the CLI prints for the error."""
-    setup_logging()
-    for handler in logging.getLogger("paddle_catdog").handlers:
-        if isinstance(handler, logging.StreamHandler):
-            monkeypatch.setattr(handler, "stream", io.StringIO())
 
 
 def _one_error_line(capsys) -> str:

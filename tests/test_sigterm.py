@@ -1,7 +1,6 @@
 """SIGTERM (how kill, Slurm and Kubernetes stop a job) ends a training run like Ctrl-C: promptly,
 with the last checkpoint whole, every data loader worker gone, and --resume working at once."""
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Dict, List, Set
 from urllib.parse import urlparse
 
-import paddle
 from paddle import nn
 from paddle.utils import download
 
