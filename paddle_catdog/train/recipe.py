@@ -106,7 +106,7 @@ def _fit(cfg: TrainConfig, main: bool) -> Path:
     scheduler.total_steps = budget.epochs * len(loaders.train(budget.size(epoch)))  # --epochs may have changed
     recorder = EpochRecorder(output, cfg, data.classes, main, epoch, best_acc)
     if epoch == 0 and main and cfg.log_images:
-        recorder.augmented_images(loaders.train(budget.size(0)))
+        recorder.augmented_images(loaders.train(budget.size(0)).dataset)
     net = dist.wrap(model, find_unused=cfg.freeze_epochs > 0)  # DataParallel with several processes
     try:
         while epoch < budget.epochs:

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
+import numpy as np
 import paddle
 
 from .. import checkpoint as ckpt
@@ -85,10 +86,13 @@ class EpochRecorder:
             (self.output / HISTORY).unlink(missing_ok=True)
             self.vdl.hparams(cfg)
 
-    def augmented_images(self, loader: paddle.io.DataLoader) -> None:
-        """Log a grid of the first augmented training batch (once, in a fresh run)."""
-        images, _ = next(iter(loader))
-        self.vdl.image("train/augmented", image_grid(images.numpy()[:32], normalize=self.cfg.normalize))
+    def augmented_images(self, dataset: paddle.io.Dataset, n: int = 32) -> None:
+        """Log a grid of ``n`` augmented training images (once, in a fresh run). Taken from the
+        dataset in this thread, not from a loader: an iterator abandoned after one batch keeps
+        its prefetch thread augmenting (drawing from ``random``) while the first epoch runs, and
+        the two threads' draws interleave differently every run."""
+        images = np.stack([dataset[i][0] for i in range(min(n, len(dataset)))])
+        self.vdl.image("train/augmented", image_grid(images, normalize=self.cfg.normalize))
 
     def record(self, epoch: int, planned: TrainConfig, size: int, train: Dict[str, float],
                val: Optional[Dict[str, float]], seconds: float, model: paddle.nn.Layer,
