@@ -56,7 +56,10 @@ def _fresh_process_value(**env) -> str:
 
 
 def test_importing_the_package_sets_it_on_this_machine_as_the_rules_say():
-    info = cpu.read_cpuinfo()
-    expected = "5" if cpu.wants_mkl_fast_path(info, {}) is None else "None"
+    # the oracle, written from /proc/cpuinfo directly: a non-Intel x86 CPU with AVX2 and FMA
+    text = open("/proc/cpuinfo", encoding="utf-8").read()
+    vendor = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("vendor_id")), "")
+    flags = next((set(line.split(":", 1)[1].split()) for line in text.splitlines() if line.startswith("flags")), set())
+    expected = "5" if vendor not in ("GenuineIntel", "") and {"avx2", "fma"} <= flags else "None"
     assert _fresh_process_value() == expected
     assert _fresh_process_value(CATDOG_MKL_FAST_PATH="0") == "None"

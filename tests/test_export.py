@@ -70,8 +70,17 @@ def test_exported_model_matches_dygraph(tmp_path, images, model_name, size, opti
     assert spread > 1e-3, spread
 
 
+def _cpu_flags():
+    for line in open("/proc/cpuinfo", encoding="utf-8"):
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
 def test_precision_choice():
-    assert resolve_precision("auto", "cpu") == ("bf16" if fast_bf16() else "fp32")
+    # the oracle: the CPU's own flags, not the code under test (AMX or AVX512-BF16 compute bf16 natively)
+    native = bool(_cpu_flags() & {"amx_bf16", "avx512_bf16"})
+    assert resolve_precision("auto", "cpu") == ("bf16" if native else "fp32")
     assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
     assert resolve_precision("auto", "gpu") == "fp32"
     with pytest.raises(ValueError, match="precision"):

@@ -7,6 +7,8 @@ import pytest
 
 from conftest import real_data, requires_real_data
 from conftest import run_script
+from paddle_catdog.evaluate import evaluate_checkpoint
+from paddle_catdog.predict.inference import InferencePredictor
 
 pytestmark = requires_real_data
 
@@ -26,7 +28,9 @@ def test_training_run_writes_checkpoints_and_logs(real_run):
     assert "300 train" in r.stderr and "2000 val" in r.stderr  # 150 per class, the whole val/
     meta = json.loads((out / "best" / "meta.json").read_text())
     assert meta["classes"] == ["cat", "dog"] and meta["epoch"] == 1
-    assert 0.0 <= meta["metrics"]["val_acc"] <= 1.0
+    # evaluation reproduces the accuracy training recorded, on the same 2,000 photos
+    report = evaluate_checkpoint(str(out / "best"), device="cpu", vdl=False, out_dir=str(out / "eval"))
+    assert report["n"] == 2000 and report["accuracy"] == pytest.approx(meta["metrics"]["val_acc"], abs=1e-9)
     assert list((out / "vdl").glob("vdlrecords.*"))
 
 
@@ -38,9 +42,11 @@ def test_predict_real_photos(real_run, tmp_path):
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 2
+    answers = dict((p, pr) for p, pr, _ in InferencePredictor(str(out / "best")).predict_paths([str(p) for p in photos]))
     for line, photo in zip(lines, photos):
         path, label, prob = line.split("\t")
-        assert path == str(photo) and label in ("cat", "dog") and 0.5 <= float(prob) <= 1.0
+        assert path == str(photo) and label == ["cat", "dog"][int(answers[path].argmax())]
+        assert float(prob) == pytest.approx(float(answers[path].max()), abs=1e-4)
 
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -12,6 +12,7 @@ from conftest import make_kaggle_flat, run_script, tiny_config
 from paddle_catdog import checkpoint as ckpt
 from paddle_catdog.config import TrainConfig
 from paddle_catdog.train import fit, prepare_config
+from paddle_catdog.predict.inference import InferencePredictor
 from paddle_catdog.predict.predictor import Predictor
 
 
@@ -76,7 +77,10 @@ def test_predict_cli_lines_json_and_errors(trained, tmp_path):
     r = run_script("run_predict.py", "--weights", str(best), "--img", good)
     assert r.returncode == 0, r.stderr
     path, label, prob = r.stdout.strip().split("\t")
-    assert path == good and label in ("cat", "dog") and 0.5 <= float(prob) <= 1
+    # the line is this photo's answer: the same engine in-process gives the same label and probability
+    (_, probs, _), = InferencePredictor(str(best)).predict_paths([good])
+    assert path == good and label == ["cat", "dog"][int(probs.argmax())]
+    assert float(prob) == pytest.approx(float(probs.max()), abs=1e-4)
 
     r = run_script("run_predict.py", "--weights", str(best), "--img", good, "--json")
     obj = json.loads(r.stdout)
@@ -151,8 +155,6 @@ def test_train_cli_help_and_errors(tmp_path, kaggle_root):
 def test_config_rejects_unknown_keys():
     with pytest.raises(ValueError, match="bogus"):
         TrainConfig.from_dict({"bogus": 1})
-    with pytest.raises(TypeError):
-        TrainConfig(bogus=1)
 
 
 def test_atomic_checkpoint_recovers_interrupted_swap(tmp_path):
@@ -310,3 +312,18 @@ def test_a_wrong_option_fails_before_the_output_folder_is_made(tmp_path, kaggle_
     with pytest.raises(ValueError, match="--batch-size must be at least 1"):
         fit(tiny_config(kaggle_root, tmp_path / "out", batch_size=0))
     assert not (tmp_path / "out").exists()
+
+
+def test_the_size_plan_counts_evaluation_at_the_size_it_chose():
+    """After epoch 1 the plan picks a smaller final size where --min-epochs would not fit at
+    --image-size, and its epoch count must cost evaluation at that size, as plan_final_size did
+    (it used to count the evaluation time measured at the larger size, planning fewer epochs)."""
+    import time
+    from paddle_catdog.train.budget import TimeBudget, plan_final_size
+    cfg = TrainConfig(image_size=128, start_image_size=64, min_epochs=14, time_budget=28.0, eval_from=0.0)
+    measured = dict(train_s=100.0, val_s=60.0, epoch_s=170.0)
+    budget = TimeBudget(cfg, start=time.time() - 200.0)
+    budget.replan(1, {"seconds": measured["train_s"]}, {"seconds": measured["val_s"]}, measured["epoch_s"])
+    final, epochs = plan_final_size(cfg, 28 * 60, 200.0, 100.0, other_s=10.0, done=1, size=64, eval_s=60.0)
+    assert final < 128 and budget.planned().image_size == final
+    assert budget.epochs == epochs

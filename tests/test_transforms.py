@@ -80,13 +80,29 @@ def test_hflip_mirrors():
     np.testing.assert_array_equal(HFlip(p=0.0)(img), img)
 
 
-def test_rotate_and_jitter_keep_shape_and_type():
+def test_rotate_tilts_a_line_by_the_drawn_angle():
+    img = np.zeros((101, 101, 3), np.uint8)
+    img[50, 10:91] = 255  # a horizontal line through the centre
     random.seed(1)
-    img = np.random.default_rng(1).integers(0, 255, (20, 30, 3), dtype=np.uint8)
-    for op in (RandomRotate(15), ColorJitter(0.3, 0.3)):
-        out = op(img)
-        assert out.shape == img.shape and out.dtype == np.uint8
+    angle = random.uniform(-15, 15)  # the draw RandomRotate makes after the same seed
+    random.seed(1)
+    out = RandomRotate(15)(img)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    ys, xs = np.nonzero(out[..., 0] > 128)
+    slope = np.polyfit(xs, ys, 1)[0]  # image y points down: a counter-clockwise turn rises to the right
+    assert abs(angle) > 1 and np.degrees(np.arctan(-slope)) == pytest.approx(angle, abs=1.0)
     assert RandomRotate(0)(img) is img
+
+
+def test_jitter_scales_brightness_and_contrast_by_its_draws():
+    img = np.full((10, 20, 3), 80, np.uint8)
+    img[:, 10:] = 120  # two levels around a mean of 100
+    random.seed(3)
+    b, c = 1 + random.uniform(-0.3, 0.3), 1 + random.uniform(-0.3, 0.3)  # brightness, then contrast
+    random.seed(3)
+    out = ColorJitter(0.3, 0.3)(img).astype(float)
+    assert out.mean() == pytest.approx(100 * b, abs=1.0)  # brightness moves the mean
+    assert out[0, 15, 0] - out[0, 5, 0] == pytest.approx(40 * c, abs=1.0)  # contrast the spread
 
 
 def test_normalize_values_and_layout():

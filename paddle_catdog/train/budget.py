@@ -130,10 +130,13 @@ class TimeBudget:
         measured = dict(budget_s=self.seconds, elapsed_s=elapsed, train_s=train["seconds"],
                         other_s=other_s, done=done, size=self.size(done - 1), eval_s=self.eval_s)
         if done == 1 and self.cfg.min_epochs:
-            final, epochs = plan_final_size(self.cfg, **measured)
+            final, _ = plan_final_size(self.cfg, **measured)
             # every rank must train at the same size: rank 0's choice (ranks measure alike)
             final = int(dist.reduce_sums([final if dist.is_main() else 0])[0])
-            self.cfg = dataclasses.replace(self.cfg, image_size=final)
+            chosen = dataclasses.replace(self.cfg, image_size=final)
+            # evaluation was measured at the old size: scale it as plan_final_size did
+            self.eval_s *= (eval_size(chosen) / eval_size(self.cfg)) ** SIZE_COST_EXPONENT
+            measured["eval_s"], self.cfg = self.eval_s, chosen
         epochs = epochs_for_budget(self.cfg, **measured)
         # every rank must run the same number of epochs: take the ranks' mean
         self.epochs = int(round(dist.reduce_sums([epochs])[0] / dist.world_size()))
