@@ -46,8 +46,8 @@ class TrainConfig:
                                  "prediction names it")
     # --- model ------------------------------------------------------------------------------
     model: str = _opt("resnet18", "model name: cnn, resnet18, resnet34, resnet50, efficientnet_lite0")
-    width: int = _opt(32, "ResNet base width (64 is the paper's network; 32 trains ~3x faster "
-                      "on CPU with little loss at this data size); 0 keeps 64")
+    width: int = _opt(32, "ResNet base width (64 is the paper's network; 32 trains several times "
+                      "faster on CPU with little loss at this data size: README); 0 keeps 64")
     pooling: str = _opt("max", "cnn only: pooling after each conv block (max, avg, l2)")
     activation: str = _opt("relu", "cnn only: relu, leaky_relu, elu, gelu, silu, swish, sigmoid, tanh")
     dropout: float = _opt(DROPOUT, "dropout before the classifier (light: a 30-minute run underfits "
@@ -77,8 +77,8 @@ class TrainConfig:
     jitter: float = _opt(0.2, "brightness and contrast jitter strength (0: off)")
     start_image_size: int = _opt(64, "progressive resizing: the first epoch trains at this size, "
                                  "growing in steps of 16 px to --image-size by 85%% of the epochs "
-                                 "(0: off). Small early epochs are ~3x cheaper and learn the coarse "
-                                 "features as well, so the budget buys more epochs")
+                                 "(0: off). Small early epochs cost a fraction of full-size ones and "
+                                 "learn the coarse features as well, so the budget buys more epochs")
     min_epochs: int = _opt(12, "with the time budget: when fewer epochs than this would fit at "
                            "--image-size, train (and evaluate) at the largest smaller size, in "
                            "steps of 16 px down to 80, at which they fit; the budget decides after "
@@ -92,8 +92,7 @@ class TrainConfig:
                      "answer; --no-tta turns it off")
     eval_from: float = _opt(0.6, "evaluate the first epoch, then only from this share of the "
                             "epochs on (0: every epoch). Early checkpoints are never the best, "
-                            "and each evaluation of 2,000 photos with --tta costs about 20 s on "
-                            "2 cores: skipping them buys the budget another epoch")
+                            "and evaluations cost time the budget can spend on another epoch")
     eval_crop_ratio: float = _opt(0.875, "evaluation resizes the short side to size/ratio, then "
                                   "center-crops size")
     # --- optimisation -----------------------------------------------------------------------
@@ -101,8 +100,8 @@ class TrainConfig:
                                  "budget decides (or 20 epochs with --time-budget 0)")
     time_budget: float = _opt(28.0, "minutes for the whole run when --epochs is not given (0: 20 "
                               "epochs). After every epoch the epoch count is set from the measured "
-                              "speed so the run ends in time: 28 fits the 30-minute CPU recipe with "
-                              "a margin")
+                              "speed so the run ends in time (28: the 30-minute CPU recipe with a "
+                              "margin)")
     batch_size: int = _opt(64, "images per step")
     optimizer: str = _opt("adamw", "adamw or momentum")
     lr: float = _opt(3e-3, "peak learning rate (after warm-up); AdamW at batch 64")

@@ -20,14 +20,9 @@ def load_image(path: str, cfg) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def default_layers(model: nn.Layer) -> List[str]:
-    """Sublayer names worth showing, shallow to deep: the ResNet stem and stages, or the plain
-    CNN's conv blocks."""
-    names = dict(model.named_sublayers())
-    if "layer1" in names:
-        return [n for n in ("conv1", "layer1", "layer2", "layer3", "layer4") if n in names]
-    if "blocks" in names:  # EfficientNet-Lite: the stem, the last block of each stride, the head
-        return ["conv_stem"] + [f"blocks.{i}" for i in (2, 4, 10, 15)] + ["conv_head"]
-    return [n for n in names if n.startswith("features.") and n.count(".") == 1]
+    """Sublayer names worth showing, shallow to deep, as the model names them (``stage_names``:
+    the ResNet stem and stages, EfficientNet's stem and resolution ends, the plain CNN's blocks)."""
+    return list(model.stage_names)
 
 
 @paddle.no_grad()

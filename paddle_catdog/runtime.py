@@ -45,13 +45,20 @@ def setup_logging(level: int = logging.INFO) -> None:
     log.setLevel(level)
 
 
-def setup_device(device: str = "auto", num_threads: int = 0) -> str:
-    """Pick and set the Paddle device: 'gpu' needs a CUDA build and a visible GPU."""
+def choose_device(device: str = "auto") -> str:
+    """'cpu' or 'gpu' for ``device`` ('auto', 'cpu', 'gpu'), changing nothing: 'gpu' needs a CUDA
+    build and a visible GPU."""
     has_gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
     if device == "gpu" and not has_gpu:
         raise ValueError("--device gpu: this Paddle build has no CUDA or no GPU is visible "
                          "(install paddlepaddle-gpu, see README)")
-    chosen = "gpu" if device == "gpu" or (device == "auto" and has_gpu) else "cpu"
+    return "gpu" if device == "gpu" or (device == "auto" and has_gpu) else "cpu"
+
+
+def setup_device(device: str = "auto", num_threads: int = 0) -> str:
+    """Pick and set the process's Paddle device and CPU math threads: for what owns the process
+    (a command, a training run). Predictors leave both alone (``choose_device``)."""
+    chosen = choose_device(device)
     paddle.set_device(chosen)
     if chosen == "cpu":
         # Paddle's default CPU thread count oversubscribes small machines; one math thread per

@@ -20,11 +20,6 @@ ONEDNN_SHAPE_CACHE = 8
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
-# The CPU predictor's precision. bf16 runs oneDNN's bfloat16
-# kernels, which CPUs with AMX or AVX512-BF16 execute natively: ResNet-18 at 224 px ran ~3x faster
-# than fp32 here, with the same val/ accuracy (benchmarks/README.md). 'auto' picks bf16 on such
-# CPUs and fp32 elsewhere (emulated bf16 is slower than fp32); fp32 matches the dygraph model to 1e-4.
-
 
 def fast_bf16() -> bool:
     """True when this CPU computes bfloat16 natively (AMX or AVX512-BF16), per Paddle's check."""
@@ -35,7 +30,11 @@ def fast_bf16() -> bool:
 
 
 def resolve_precision(precision: str, device: str) -> str:
-    """'auto' -> 'bf16' on a CPU with native bfloat16, else 'fp32'. The GPU runs fp32."""
+    """The CPU predictor's precision: 'auto' -> 'bf16' on a CPU with native bfloat16, else
+    'fp32'; the GPU runs fp32. bf16 runs oneDNN's bfloat16 kernels, which CPUs with AMX or
+    AVX512-BF16 execute natively: faster than fp32 with the same val/ accuracy
+    (benchmarks/README.md); elsewhere it would be emulated, slower than fp32. fp32 matches the
+    dygraph model to 1e-4."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     if device == "gpu":

@@ -9,6 +9,7 @@ from paddle_catdog.data.check import drop_unreadable
 from paddle_catdog.data.layouts import DataError, find_samples, resolve_splits
 from paddle_catdog.data.loader import ImageDataset
 from paddle_catdog.data.split import limit_per_class, load_data, stratified_split
+from paddle_catdog.config import TrainConfig
 from paddle_catdog.transforms import build_transform
 
 
@@ -121,3 +122,26 @@ def test_unusable_data_folders(tmp_path, setup, message):
     setup(data)
     with pytest.raises(DataError, match=message):
         load_data(tiny_config(data, tmp_path / "out"))
+
+
+@pytest.mark.parametrize("layout", ["kaggle", "class folders"])
+def test_a_run_lists_each_folder_once(tmp_path, monkeypatch, layout):
+    """Finding the data folder, telling its layout and reading it used to list every folder two
+    or three times; within load_data each is listed once. Outside it, every call lists afresh."""
+    from paddle_catdog.data import layouts
+    if layout == "kaggle":
+        make_kaggle_flat(tmp_path / "d" / "train", 6)
+        make_kaggle_flat(tmp_path / "d" / "val", 2, start=100)
+    else:
+        make_class_folders(tmp_path / "d", 6)
+    listed = []
+    real = layouts._list_images
+    monkeypatch.setattr(layouts, "_list_images", lambda folder, recursive: listed.append((str(folder), recursive))
+                        or real(folder, recursive))
+    data = load_data(TrainConfig(data_dir=str(tmp_path / "d"), progress=False))
+    assert len(data.train.samples) + len(data.val.samples) == 12 + (4 if layout == "kaggle" else 0)
+    assert listed and len(listed) == len(set(listed)), listed
+    listed.clear()
+    layouts.find_samples(str(tmp_path / "d" / ("train" if layout == "kaggle" else "")))
+    layouts.find_samples(str(tmp_path / "d" / ("train" if layout == "kaggle" else "")))
+    assert len(listed) >= 2  # no memo outside a run: a changed folder is seen as it is

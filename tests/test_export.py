@@ -10,7 +10,8 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import ROOT, make_kaggle_flat, run_script
+from conftest import ROOT, make_kaggle_flat, run_cli
+from paddle_catdog.cli import export_main, predict_main
 from paddle_catdog import checkpoint as ckpt
 from paddle_catdog.config import TrainConfig
 from paddle_catdog.predict.export import (EXPORT_META, export_cache, ensure_exported, export_checkpoint,
@@ -158,12 +159,12 @@ def test_export_cli_and_engine_choices(tmp_path, images):
     assert r.returncode == 0, r.stderr
     assert (out / EXPORT_META).is_file() and "Traceback" not in r.stderr
 
-    results = {}
+    results = {}  # in-process: one export subprocess above is the end-to-end path
     for engine, weights in (("dygraph", best), ("inference", best), ("inference", out)):
-        r = run_script("run_predict.py", "--weights", str(weights), "--engine", engine, "--json",
-                       "--precision", "fp32", "--img", images[0], "--img", images[1])
-        assert r.returncode == 0, (engine, r.stderr)
-        results[engine, weights.name] = [json.loads(line) for line in r.stdout.splitlines()]
+        code, stdout, stderr = run_cli(predict_main, "--weights", str(weights), "--engine", engine, "--json",
+                                       "--precision", "fp32", "--img", images[0], "--img", images[1])
+        assert code == 0, (engine, stderr)
+        results[engine, weights.name] = [json.loads(line) for line in stdout.splitlines()]
     base = results["dygraph", "best"]
     for key, rows in results.items():
         assert [row["path"] for row in rows] == images[:2]
@@ -176,15 +177,14 @@ def test_export_cli_and_engine_choices(tmp_path, images):
         (["--weights", str(tmp_path / "nothing")], "not found"),
     ]
     for args, message in cases:
-        r = run_script("run_predict.py", *args, "--img", images[0])
-        assert r.returncode == 2 and message in r.stderr, r.stderr
-        assert r.stderr.startswith("error:") and "Traceback" not in r.stderr
-    r = run_script("run_predict.py", "--engine", "onnx", "--img", images[0])
-    assert r.returncode == 2 and "invalid choice" in r.stderr
-    r = run_script("run_predict.py", "--precision", "int4", "--img", images[0])
-    assert r.returncode == 2 and "invalid choice" in r.stderr
-    r = run_module("paddle_catdog", "export", "--weights", str(tmp_path / "nothing"), "--output", str(out))
-    assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
+        code, _, stderr = run_cli(predict_main, *args, "--img", images[0])
+        assert code == 2 and message in stderr, stderr
+        assert stderr.startswith("error:") and "Traceback" not in stderr
+    for bad in (["--engine", "onnx"], ["--precision", "int4"]):
+        code, _, stderr = run_cli(predict_main, *bad, "--img", images[0])
+        assert code == 2 and "invalid choice" in stderr
+    code, _, stderr = run_cli(export_main, "--weights", str(tmp_path / "nothing"), "--output", str(out))
+    assert code == 2 and stderr.startswith("error:") and "Traceback" not in stderr
 
 
 def test_resnet_channels_last_is_the_same_network():

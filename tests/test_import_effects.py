@@ -47,3 +47,24 @@ def test_the_commands_set_up_their_own_process():
                 "print(json.dumps({'env': {k: os.environ.get(k) for k in ('GLOG_minloglevel', 'MPLBACKEND')},"
                 " 'quiet': any('ccache' in str(f[1].pattern if f[1] else '') for f in warnings.filters)}))")
     assert seen == {"env": {"GLOG_minloglevel": "2", "MPLBACKEND": "Agg"}, "quiet": True}
+
+
+def test_predictors_leave_the_global_device_and_threads_alone(tmp_path, monkeypatch):
+    """Building a predictor in a notebook must not move Paddle's global device or its CPU math
+    threads (the predictor constructors used to call setup_device)."""
+    import paddle
+    from paddle_catdog import checkpoint as ckpt
+    from paddle_catdog.config import TrainConfig
+    from paddle_catdog.models import create_model
+    from paddle_catdog.predict.inference import InferencePredictor
+    from paddle_catdog.predict.predictor import Predictor
+    cfg = TrainConfig(model="cnn", image_size=32)
+    ckpt.save_checkpoint(tmp_path / "best", create_model("cnn", 2, **cfg.model_options()), cfg, ["a", "b"], 0, 0.0)
+    calls = []
+    monkeypatch.setattr(paddle, "set_device", lambda *a: calls.append(("set_device", a)))
+    monkeypatch.setattr(paddle.base.core, "set_num_threads", lambda *a: calls.append(("set_num_threads", a)))
+    import numpy as np
+    x = np.zeros((1, 3, 32, 32), np.float32)
+    assert Predictor(str(tmp_path / "best"), device="cpu").predict_batch(x).shape == (1, 2)
+    assert InferencePredictor(str(tmp_path / "best"), device="cpu").predict_batch(x).shape == (1, 2)
+    assert calls == []

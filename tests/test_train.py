@@ -8,7 +8,8 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import make_kaggle_flat, run_script, tiny_config
+from conftest import make_kaggle_flat, run_cli, run_script, tiny_config
+from paddle_catdog.cli import predict_main, train_main
 from paddle_catdog import checkpoint as ckpt
 from paddle_catdog.config import TrainConfig
 from paddle_catdog.train import fit, prepare_config
@@ -82,9 +83,10 @@ def test_predict_cli_lines_json_and_errors(trained, tmp_path):
     assert path == good and label == ["cat", "dog"][int(probs.argmax())]
     assert float(prob) == pytest.approx(float(probs.max()), abs=1e-4)
 
-    r = run_script("run_predict.py", "--weights", str(best), "--img", good, "--json")
-    obj = json.loads(r.stdout)
-    assert set(obj) == {"path", "label", "probability", "probabilities"}
+    # the rest in-process (one subprocess above is the end-to-end path)
+    code, out, err = run_cli(predict_main, "--weights", str(best), "--img", good, "--json")
+    obj = json.loads(out)
+    assert code == 0 and set(obj) == {"path", "label", "probability", "probabilities"}
     assert abs(sum(obj["probabilities"].values()) - 1) < 1e-4
 
     # a folder with a bad file: the good ones are still predicted, exit code 2, one-line error
@@ -93,15 +95,15 @@ def test_predict_cli_lines_json_and_errors(trained, tmp_path):
     for name in ("cat.1000.jpg", "dog.1001.jpg"):
         (folder / name).write_bytes((val / name).read_bytes())
     (folder / "broken.jpg").write_text("not an image")
-    r = run_script("run_predict.py", "--weights", str(best), "--img", str(folder), "--img", "missing.jpg")
-    assert r.returncode == 2
-    assert len(r.stdout.strip().splitlines()) == 2
-    errors = r.stderr.strip().splitlines()
+    code, out, err = run_cli(predict_main, "--weights", str(best), "--img", str(folder), "--img", "missing.jpg")
+    assert code == 2
+    assert len(out.strip().splitlines()) == 2
+    errors = err.strip().splitlines()
     assert any("broken.jpg" in e for e in errors) and any("missing.jpg" in e for e in errors)
-    assert "Traceback" not in r.stderr
+    assert "Traceback" not in err
 
-    r = run_script("run_predict.py", "--weights", str(tmp_path / "nothing"), "--img", good)
-    assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
+    code, out, err = run_cli(predict_main, "--weights", str(tmp_path / "nothing"), "--img", good)
+    assert code == 2 and err.startswith("error:") and "Traceback" not in err
 
 
 def test_resume_continues_epoch_optimizer_and_schedule(tmp_path, kaggle_root):
@@ -130,12 +132,12 @@ def test_resume_continues_epoch_optimizer_and_schedule(tmp_path, kaggle_root):
 
 
 def test_train_cli_help_and_errors(tmp_path, kaggle_root):
-    r = run_script("run_train.py", "--help")
-    assert r.returncode == 0
+    code, out, _ = run_cli(train_main, "--help")
+    assert code == 0
     for option in ("--data-dir", "--val-dir", "--model", "--epochs", "--batch-size", "--lr",
                    "--image-size", "--num-workers", "--output", "--resume", "--device", "--seed"):
-        assert option in r.stdout
-    assert "default: 42" in r.stdout
+        assert option in out
+    assert "default: 42" in out
     cases = [
         (["--data-dir", str(tmp_path / "missing")], "not found"),
         (["--data-dir", str(kaggle_root), "--epochs", "0"], "--epochs"),
@@ -144,12 +146,12 @@ def test_train_cli_help_and_errors(tmp_path, kaggle_root):
         (["--data-dir", str(kaggle_root), "--model", "vgg", "--output", str(tmp_path / "o")], "resnet18"),
         (["--data-dir", str(kaggle_root), "--resume", str(tmp_path / "nockpt")], "checkpoint"),
     ]
-    for args, message in cases:
-        r = run_script("run_train.py", *args)
-        assert r.returncode == 2, (args, r.stderr)
-        last_line = r.stderr.strip().splitlines()[-1]
-        assert last_line.startswith("error:") and message in last_line, (args, r.stderr)
-        assert "Traceback" not in r.stderr
+    for args, message in cases:  # in-process: each subprocess would import Paddle again
+        code, _, err = run_cli(train_main, *args, "--no-progress", "--num-workers", "0")
+        assert code == 2, (args, err)
+        last_line = err.strip().splitlines()[-1]
+        assert last_line.startswith("error:") and message in last_line, (args, err)
+        assert "Traceback" not in err
 
 
 def test_config_rejects_unknown_keys():

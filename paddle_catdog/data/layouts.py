@@ -9,10 +9,12 @@ A root holding ``train/`` and ``val/`` (or ``train_list.txt`` and ``val_list.txt
 """
 from __future__ import annotations
 
+import contextlib
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 KAGGLE_NAME = re.compile(r"^([A-Za-z][A-Za-z_-]*)\.\d+\.[A-Za-z]+$")
@@ -45,9 +47,34 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
 
 
-def _image_files(folder: Path, recursive: bool) -> List[Path]:
+def _list_images(folder: Path, recursive: bool) -> List[Path]:
     pattern = folder.rglob("*") if recursive else folder.iterdir()
     return sorted(p for p in pattern if is_image_file(p))
+
+
+# Listings made inside ``one_scan()``: finding the data folder, telling its layout and reading
+# it would otherwise list every folder two or three times (slow on AI Studio's large mounts).
+_SCANS: ContextVar[Optional[Dict[Tuple[str, bool], List[Path]]]] = ContextVar("scans", default=None)
+
+
+@contextlib.contextmanager
+def one_scan() -> Iterator[None]:
+    """Within the block each folder is listed once (a run's data loading); outside, every call
+    lists afresh, so a folder that changed between two runs is seen as it is."""
+    token = _SCANS.set({})
+    try:
+        yield
+    finally:
+        _SCANS.reset(token)
+
+
+def _image_files(folder: Path, recursive: bool) -> List[Path]:
+    memo, key = _SCANS.get(), (str(folder), recursive)
+    if memo is None:
+        return _list_images(folder, recursive)
+    if key not in memo:
+        memo[key] = _list_images(folder, recursive)
+    return list(memo[key])
 
 
 def _read_text(path: Path) -> str:

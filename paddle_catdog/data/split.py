@@ -9,7 +9,7 @@ from typing import Dict, List, Sequence, Tuple
 
 from ..config import TrainConfig
 from .check import drop_unreadable
-from .layouts import DataError, Sample, SampleSet, find_samples, resolve_splits
+from .layouts import DataError, Sample, SampleSet, find_samples, one_scan, resolve_splits
 from .locate import find_data_dir, too_few_classes
 
 
@@ -58,7 +58,13 @@ class Data:
 
 def load_data(cfg: TrainConfig, check: bool = True) -> Data:
     """Find train and val images in ``cfg.data_dir`` (or where ``find_data_dir`` finds them),
-    split if there is no val folder, and drop files that do not decode (``Data.skipped``)."""
+    split if there is no val folder, and drop files that do not decode (``Data.skipped``).
+    Each folder is listed once (``one_scan``)."""
+    with one_scan():
+        return _load_data(cfg, check)
+
+
+def _load_data(cfg: TrainConfig, check: bool) -> Data:
     data_dir = str(find_data_dir(cfg.data_dir))
     train_path, val_path = resolve_splits(data_dir, cfg.val_dir)
     train = find_samples(train_path)

@@ -3,7 +3,7 @@ connected layers. Pooling (max, avg, L2-norm) and the activation are chosen by n
 notebooks and the results table can compare them on the same network."""
 from __future__ import annotations
 
-from typing import Callable, Dict, Sequence
+from typing import Callable, Dict, List, Sequence
 
 import paddle
 from paddle import nn
@@ -82,6 +82,12 @@ class SimpleCNN(nn.Layer):
         self.act = _choose(ACTIVATIONS, activation, "activation")
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(hidden, num_classes)
+
+    head_names = ("fc1", "fc")  # the classifier: hidden layer and output (see ResNet.head_names)
+
+    @property
+    def stage_names(self) -> List[str]:
+        return [f"features.{i}" for i in range(len(self.features))]
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
         return self.features(x)

@@ -81,6 +81,7 @@ class EfficientNetLite(PooledLinearHead, nn.Layer):
     def __init__(self, stages: List[Tuple[int, int, int, int, int]] = LITE0_STAGES, num_classes: int = 2,
                  dropout: float = DROPOUT) -> None:
         super().__init__()
+        self.stages = list(stages)
         self.conv_stem = _conv(3, STEM_CHANNELS, 3, stride=2)
         self.bn0 = _bn(STEM_CHANNELS)
         blocks, cin = [], STEM_CHANNELS
@@ -96,6 +97,18 @@ class EfficientNetLite(PooledLinearHead, nn.Layer):
         self.num_features = HEAD_CHANNELS
         self.dropout = nn.Dropout(dropout) if dropout > 0 else None
         self.fc = nn.Linear(HEAD_CHANNELS, num_classes)
+
+    head_names = ("fc",)  # the classifier (see ResNet.head_names)
+
+    @property
+    def stage_names(self) -> List[str]:
+        """The stem, the last block at each resolution, the head conv."""
+        ends, index = [], -1
+        for _, _, stride, cout, repeats in self.stages:
+            if stride == 2 and index >= 0:
+                ends.append(f"blocks.{index}")
+            index += repeats
+        return ["conv_stem"] + ends + [f"blocks.{index}", "conv_head"]
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
         x = self.act(self.bn0(self.conv_stem(x)))

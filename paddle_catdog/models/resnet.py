@@ -108,6 +108,14 @@ class ResNet(PooledLinearHead, nn.Layer):
                     last_bn = m.bn3 if isinstance(m, Bottleneck) else m.bn2
                     last_bn.weight.set_value(paddle.zeros_like(last_bn.weight))
 
+    # What the model says about itself (timm's pretrained_cfg idea): the classifier's parameters
+    # (fine-tuning keeps them fresh and freezes the rest) and the stages worth showing.
+    head_names = ("fc",)
+
+    @property
+    def stage_names(self) -> List[str]:
+        return ["conv1", "layer1", "layer2", "layer3", "layer4"]
+
     def _make_layer(self, block: Block, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
         downsample, f = None, self.data_format
         if stride != 1 or self.inplanes != planes * block.expansion:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..checkpoint import DEFAULT_OUTPUT, find_default_weights
+from ..runtime import setup_device
 from ..transforms import MAX_IMAGE_PIXELS
 from .inference import PRECISIONS
 from .load import ENGINES, expand_inputs, load_predictor
@@ -50,6 +51,7 @@ def predict(args: argparse.Namespace) -> int:
     if args.max_image_pixels is not None and args.max_image_pixels < 1:
         raise ValueError(f"--max-image-pixels must be at least 1 (got {args.max_image_pixels})")
     weights = Path(args.weights) if args.weights else find_default_weights()
+    setup_device(args.device)  # the command owns its process: one math thread per core
     predictor = load_predictor(str(weights), args.engine, args.device, args.precision)
     if args.max_image_pixels is not None:  # else the checkpoint's limit stays
         predictor.limit_image_pixels(args.max_image_pixels)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import checkpoint as ckpt
-from ..runtime import setup_device
+from ..runtime import choose_device
 from ..static_graph import PRECISIONS, StaticRunner, fast_bf16, resolve_precision
 from ..transforms import build_transform
 from .export import MODEL_PREFIX, ensure_exported, read_export_meta
@@ -26,7 +26,7 @@ class InferencePredictor(BasePredictor):
 
     def __init__(self, weights: str, device: str = "auto", num_threads: int = 0,
                  precision: str = "auto") -> None:
-        chosen = setup_device(device, num_threads)  # validates --device gpu like training does
+        chosen = choose_device(device)  # validates --device gpu; Paddle's global device stays
         self.precision = resolve_precision(precision, chosen)
         self.folder = ensure_exported(Path(weights))
         self.cfg, self.classes, self.meta = read_export_meta(self.folder)

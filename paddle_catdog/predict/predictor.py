@@ -17,7 +17,7 @@ import paddle
 from .. import checkpoint as ckpt
 from ..config import TrainConfig
 from ..models import Probabilities
-from ..runtime import setup_device
+from ..runtime import choose_device
 from ..transforms import ImageDecodeError, build_transform, read_bytes
 
 T = TypeVar("T")
@@ -103,12 +103,14 @@ class Predictor(BasePredictor):
     """The plain dygraph path: load a checkpoint once, then classify images."""
 
     def __init__(self, weights: str, device: str = "auto") -> None:
-        setup_device(device)
+        # the model lives on its own device; Paddle's global device and threads stay as they are
+        self.place = paddle.CUDAPlace(0) if choose_device(device) == "gpu" else paddle.CPUPlace()
         self.model, self.cfg, self.classes, self.meta = ckpt.load_model(Path(weights))
+        self.model.to(device=self.place)
         self.head = Probabilities(self.model, self.cfg.tta)  # softmax (+ flip averaging)
         self.transform = build_transform(self.cfg, train=False)
 
     @paddle.no_grad()
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """(N, 3, H, W) float32 -> (N, C) probabilities."""
-        return self.head(paddle.to_tensor(batch)).numpy()
+        return self.head(paddle.to_tensor(batch, place=self.place)).numpy()

@@ -42,9 +42,6 @@ IMAGENET_WEIGHTS: Dict[str, tuple] = {
 }
 IMAGENET_WIDTH = 64  # the published networks are the paper's width
 
-# Parameters whose names start with this form the classifier head (ResNet ``fc``; the CNN's
-# ``fc1`` and ``fc``); everything else is the backbone that --freeze-epochs freezes.
-HEAD_PREFIX = "fc"
 
 # What --pretrained changes unless the option is given explicitly, and why:
 PRETRAINED_DEFAULTS = {
@@ -147,7 +144,7 @@ def load_pretrained(model: nn.Layer, path: Path) -> List[str]:
     """Load the weights at ``path`` into ``model``; returns the keys left at their fresh values
     (the head when the class count differs)."""
     skipped = ckpt.load_weights_into(model, read_weights_file(path), str(path),
-                                     skip_mismatched=(HEAD_PREFIX,))
+                                     skip_mismatched=tuple(model.head_names))
     log.info("loaded pretrained weights from %s%s", path,
              f" (kept fresh: {', '.join(skipped)})" if skipped else "")
     return skipped
@@ -158,15 +155,13 @@ _BATCH_NORMS = (nn.BatchNorm, nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D, nn
 
 
 def set_backbone_frozen(model: nn.Layer, frozen: bool) -> None:
-    """Stop (or restore) gradients of every parameter outside the head."""
-    for name, p in model.named_parameters():
-        if not _is_head(name):
+    """Stop (or restore) gradients of every parameter outside the head (the model's
+    ``head_names``: ResNet's and EfficientNet's ``fc``, the plain CNN's ``fc1`` and ``fc``)."""
+    inner = getattr(model, "_layers", model)  # DataParallel wraps the model
+    head = {id(p) for name in inner.head_names for p in getattr(inner, name).parameters()}
+    for p in model.parameters():
+        if id(p) not in head:
             p.stop_gradient = frozen
-
-
-def _is_head(name: str) -> bool:
-    # DataParallel prefixes names with "_layers."
-    return name.split("_layers.", 1)[-1].startswith(HEAD_PREFIX)
 
 
 def set_train_mode(model: nn.Layer) -> None:
