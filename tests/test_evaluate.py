@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT, make_kaggle_flat, run_script, tiny_config
+from conftest import ROOT, make_kaggle_flat, run_cli, tiny_config
+from paddle_catdog.cli import evaluate_main, train_main
 from paddle_catdog.checkpoint import load_model
 from paddle_catdog.data.split import load_data
 from paddle_catdog import checkpoint as ckpt
@@ -121,13 +122,14 @@ def test_evaluate_cli_and_eval_only(tiny_run, tmp_path):
     assert "accuracy" in r.stdout and "precision" in r.stdout and "cat" in r.stdout and "dog" in r.stdout
     assert _is_png(tmp_path / "a" / CONFUSION_PNG)
 
-    r = run_script("run_train.py", "--eval-only", "--weights", str(best), "--out-dir", str(tmp_path / "b"),
-                   "--no-vdl", "--batch-size", "7")
-    assert r.returncode == 0, r.stderr
-    assert "accuracy" in r.stdout and _is_png(tmp_path / "b" / CURVES_PNG)
+    # run_train.py --eval-only in-process (the module run above is the end-to-end path)
+    code, out, err = run_cli(train_main, "--eval-only", "--weights", str(best), "--out-dir", str(tmp_path / "b"),
+                             "--no-vdl", "--batch-size", "7")
+    assert code == 0, err
+    assert "accuracy" in out and _is_png(tmp_path / "b" / CURVES_PNG)
 
-    r = run_script("run_train.py", "--eval-only", "--weights", str(tmp_path / "nothing"))
-    assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
+    code, out, err = run_cli(train_main, "--eval-only", "--weights", str(tmp_path / "nothing"))
+    assert code == 2 and err.startswith("error:") and "Traceback" not in err
 
 
 @pytest.fixture(scope="module")
@@ -153,11 +155,9 @@ def test_a_run_that_found_its_data_records_the_folder_for_evaluate(found_run, tm
     assert meta["config"]["data_dir"] == str((root / "photos").resolve())
     monkeypatch.delenv("CATDOG_DATA", raising=False)
     monkeypatch.chdir(tmp_path)  # and from elsewhere: the recorded path is absolute
-    r = subprocess.run([sys.executable, "-m", "paddle_catdog", "evaluate", "--weights", str(best), "--no-vdl",
-                        "--out-dir", str(tmp_path / "e")], capture_output=True, text=True, timeout=300,
-                       env={k: v for k, v in os.environ.items() if k != "CATDOG_DATA"})
-    assert r.returncode == 0, r.stderr
-    assert "accuracy" in r.stdout and "on 8 images" in r.stdout, r.stdout
+    code, out, err = run_cli(evaluate_main, "--weights", str(best), "--no-vdl", "--out-dir", str(tmp_path / "e"))
+    assert code == 0, err
+    assert "accuracy" in out and "on 8 images" in out, out
 
 
 def test_evaluate_on_the_training_folder_scores_only_the_held_out_split(found_run, tmp_path):
