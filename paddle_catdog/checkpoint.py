@@ -162,6 +162,12 @@ def load_weights_into(model: paddle.nn.Layer, weights: Dict[str, np.ndarray], so
     return skipped + [k for k in own if k not in weights]
 
 
+def load_config(folder: Path) -> Tuple[TrainConfig, List[str], Dict[str, Any]]:
+    """(config, class names, meta) of a checkpoint folder, without its weights."""
+    meta = read_meta(folder)
+    return TrainConfig.from_dict(meta["config"], strict=False), list(meta["classes"]), meta
+
+
 def load_model(folder: Path) -> Tuple[paddle.nn.Layer, TrainConfig, List[str], Dict[str, Any]]:
     """Rebuild the model from the checkpoint folder alone; returns (model in eval mode, config,
     class names, meta)."""
