@@ -3,7 +3,8 @@
 
 For ResNet-18 (paper width 64) at 224 px, the default TrainConfig model at its size and
 EfficientNet-Lite0 at 224 px (--pretrained efficientnet_lite0), prints
-ms per image at batch 1 and images/s at batch 32 for each engine, then the speed-ups. Both engines
+ms per image at batch 1 and images/s at batch 32 for each engine (ONNX Runtime too where the
+onnx extra is installed), then the speed-ups. Both engines
 go through the package's own predictors (``predict.Predictor`` and ``inference.InferencePredictor``
 on a checkpoint written here, so the export path is the real one) and get the same math threads.
 ``--folder DIR`` adds end-to-end figures: decode + preprocess + predict over image files.
@@ -14,6 +15,7 @@ on a checkpoint written here, so the export path is the real one) and get the sa
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +31,7 @@ from paddle_catdog.config import TrainConfig
 from paddle_catdog.data.layouts import find_samples, resolve_splits
 from paddle_catdog.models import create_model
 from paddle_catdog.predict.inference import InferencePredictor, fast_bf16
+from paddle_catdog.predict.onnx import OnnxPredictor
 from paddle_catdog.predict.predictor import BasePredictor, Predictor
 
 
@@ -87,11 +90,14 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             weights = write_checkpoint(cfg, Path(tmp) / "ckpt")
             ms: Dict[Tuple[str, int], float] = {}
-            engines = ["dygraph", "inference"] + (["inference-bf16"] if fast_bf16() else [])
+            engines = (["dygraph", "inference"] + (["inference-bf16"] if fast_bf16() else [])
+                       + (["onnxruntime"] if importlib.util.find_spec("onnxruntime") else []))
             for engine in engines:
                 if engine == "dygraph":
                     predictor: BasePredictor = Predictor(str(weights), "cpu")
                     paddle.base.core.set_num_threads(threads)
+                elif engine == "onnxruntime":  # the onnx extra: model.onnx converted on the fly
+                    predictor = OnnxPredictor(str(weights), num_threads=threads)
                 else:
                     precision = "bf16" if engine.endswith("bf16") else "fp32"
                     predictor = InferencePredictor(str(weights), "cpu", num_threads=threads,

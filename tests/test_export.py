@@ -1,5 +1,7 @@
 """Export to Paddle's inference format and prediction through Paddle Inference: the exported model
 gives the dygraph model's probabilities, the cache is reused and refreshed, the CLIs behave."""
+import importlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -204,3 +206,47 @@ def test_resnet_channels_last_is_the_same_network():
     np.testing.assert_allclose(nhwc(x).numpy(), nchw(x).numpy(), atol=1e-4)
     with pytest.raises(ValueError, match="NHWC"):
         create_model("resnet18", data_format="nhwc")
+
+
+onnx_extra = pytest.mark.skipif(
+    importlib.util.find_spec("paddle2onnx") is None or importlib.util.find_spec("onnxruntime") is None,
+    reason="the onnx extra is not installed (pip install -e \".[onnx]\")")
+
+
+@onnx_extra
+def test_onnx_export_and_onnxruntime_match_paddle_inference(tmp_path, images):
+    best = make_checkpoint(tmp_path / "best", "resnet18", 32, width=8)
+    out = tmp_path / "exported"
+    code, stdout, stderr = run_cli(export_main, "--weights", str(best), "--output", str(out), "--format", "onnx")
+    assert code == 0, stderr
+    assert (out / "model.onnx").is_file() and "model.onnx" in stdout
+    meta = json.loads((out / EXPORT_META).read_text())
+    assert meta["preprocess"]["center_crop"] == 32 and len(meta["preprocess"]["mean"]) == 3
+    paddle_fp32 = InferencePredictor(str(out), "cpu", precision="fp32")
+    onnx = load_predictor(str(out), "onnxruntime")
+    for batch_size in (1, 4):  # the batch size is free in the ONNX graph too
+        want = {p: pr for p, pr, _ in paddle_fp32.predict_paths(images, batch_size)}
+        got = {p: pr for p, pr, _ in onnx.predict_paths(images, batch_size)}
+        assert list(got) == images
+        assert max(float(np.abs(got[p] - want[p]).max()) for p in images) < 1e-4
+    assert np.ptp([want[p][0] for p in images]) > 1e-3  # not all alike: agreeing means something
+    # a training checkpoint: converted on the fly into the export cache beside it
+    code, stdout, stderr = run_cli(predict_main, "--weights", str(best), "--engine", "onnxruntime", "--img", images[0])
+    assert code == 0 and stdout.startswith(images[0]), stderr
+    assert (best.with_name("best.inference") / "model.onnx").is_file()
+
+
+def test_onnx_without_its_extra_or_its_file_is_one_clear_error(tmp_path, images, monkeypatch):
+    best = make_checkpoint(tmp_path / "best", "cnn", 32)
+    out = export_checkpoint(best, tmp_path / "exported")  # Paddle files only
+    if importlib.util.find_spec("onnxruntime") is not None:
+        code, _, stderr = run_cli(predict_main, "--weights", str(out), "--engine", "onnxruntime", "--img", images[0])
+        assert code == 2 and "--format onnx" in stderr and "Traceback" not in stderr
+    real = importlib.import_module
+    monkeypatch.setattr(importlib, "import_module",
+                        lambda name, *a: (_ for _ in ()).throw(ImportError(name)) if name in ("onnxruntime", "paddle2onnx")
+                        else real(name, *a))
+    code, _, stderr = run_cli(predict_main, "--weights", str(best), "--engine", "onnxruntime", "--img", images[0])
+    assert code == 2 and 'pip install -e ".[onnx]"' in stderr
+    code, _, stderr = run_cli(export_main, "--weights", str(best), "--output", str(tmp_path / "o"), "--format", "onnx")
+    assert code == 2 and 'pip install -e ".[onnx]"' in stderr and not (tmp_path / "o").exists()

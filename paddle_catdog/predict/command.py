@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--engine", default="inference", choices=ENGINES,
                         help="inference: Paddle Inference (oneDNN on CPU) on the exported model, "
                              "exported on the fly from a checkpoint and cached beside it in "
-                             "<checkpoint>.inference/; dygraph: the plain training-time model")
+                             "<checkpoint>.inference/; onnxruntime: ONNX Runtime on model.onnx "
+                             "(pip install -e \".[onnx]\"); dygraph: the plain training-time model")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="Paddle Inference arithmetic on CPU: auto is bf16 where the CPU has "
                              "native bfloat16 (AMX, AVX512-BF16; faster, see benchmarks/README.md), "

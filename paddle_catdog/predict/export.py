@@ -20,10 +20,14 @@ and redoes it only when the checkpoint's weights, its meta.json or the Paddle ve
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import json
+import os
+import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import paddle
 from paddle import nn
@@ -34,7 +38,7 @@ from ..files import atomic_folder, sha256_of
 from ..models import Probabilities
 from ..runtime import setup_device
 from ..static_graph import graph_files
-from ..transforms import eval_size
+from ..transforms import NORMALIZATIONS, eval_size
 
 MODEL_PREFIX = "model"
 EXPORT_META = "export.json"
@@ -66,6 +70,15 @@ def fingerprint(checkpoint: Path) -> Dict[str, str]:
             **{name: sha256_of(Path(checkpoint) / name) for name in (ckpt.WEIGHTS, ckpt.META)}}
 
 
+def preprocess_numbers(cfg: TrainConfig) -> Dict[str, Any]:
+    """What build_transform(cfg, train=False) does, in numbers, for a runtime without Python
+    (ONNX Runtime on a phone): resize the short side, center-crop, RGB / 255, minus mean, over std."""
+    mean, std = NORMALIZATIONS[cfg.normalize]
+    size = eval_size(cfg)
+    return {"resize_short": round(size / cfg.eval_crop_ratio), "center_crop": size,
+            "mean": list(mean), "std": list(std), "color": "RGB", "scale": "1/255"}
+
+
 def export_model(model: nn.Layer, cfg: TrainConfig, classes: Sequence[str], output: Path,
                  source: Optional[Dict[str, str]] = None) -> Path:
     """Write ``model`` (eval mode, softmax appended) and ``export.json`` into ``output``
@@ -82,6 +95,7 @@ def export_model(model: nn.Layer, cfg: TrainConfig, classes: Sequence[str], outp
         meta = {"format_version": EXPORT_FORMAT_VERSION, "model": cfg.model, "classes": list(classes),
                 "input": {"name": "image", "shape": [None, 3, size, size],
                           "layout": "NCHW, RGB, normalized by build_transform(cfg, train=False)"},
+                "preprocess": preprocess_numbers(cfg),
                 "output": "softmax probabilities (N, classes)", "config": cfg.to_dict(),
                 "source": source or {}}
         (tmp / EXPORT_META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -137,6 +151,53 @@ def ensure_exported(weights: Path) -> Path:
         return export_checkpoint(checkpoint, Path(tempfile.mkdtemp(prefix="catdog-export-")) / cache.name)
 
 
+ONNX_FILE = "model.onnx"
+OPSET = 13  # what ONNX Runtime and most mobile runtimes read
+
+
+def require(module: str) -> Any:
+    """The optional package, or one clear error saying how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise ValueError(f"ONNX needs the onnx extra: pip install -e \".[onnx]\" (no module {module})") from e
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send what is printed to stdout, by Python or by C++ (file descriptor 1), to stderr."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def export_onnx(folder: Path) -> Path:
+    """Write ``model.onnx`` into an exported folder (written under a temporary name, then renamed:
+    a reader never sees half a file); returns its path."""
+    paddle2onnx = require("paddle2onnx")
+    graph, params = model_files(folder)
+    target = Path(folder) / ONNX_FILE
+    tmp = target.with_name(f".{ONNX_FILE}.{os.getpid()}.tmp")
+    try:
+        with _stdout_to_stderr():  # its progress lines must not mix with a command's output
+            paddle2onnx.export(str(graph), str(params), str(tmp), opset_version=OPSET, verbose=False)
+        os.replace(tmp, target)
+    except ValueError:
+        raise
+    except Exception as e:  # paddle2onnx raises several types for a graph it cannot convert
+        raise ckpt.CheckpointError(f"{folder}: paddle2onnx cannot convert the model ({e})") from e
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="catdog-export",
@@ -145,12 +206,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "class names.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--weights", required=True, help="training checkpoint folder (e.g. output/best)")
     parser.add_argument("--output", required=True, help="folder to write the exported model to")
+    parser.add_argument("--format", default="paddle", choices=("paddle", "onnx"),
+                        help="paddle: Paddle Inference's files; onnx: those plus model.onnx "
+                             "(paddle2onnx, for ONNX Runtime; pip install -e \".[onnx]\")")
     return parser
 
 
 def export(args: argparse.Namespace) -> int:
     setup_device("cpu")  # exporting traces the graph; the device does not matter
+    if args.format == "onnx":
+        require("paddle2onnx")  # before the export: a missing extra fails at once
     folder = export_checkpoint(Path(args.weights), Path(args.output))
     graph, params = model_files(folder)
-    print(f"exported {args.weights} -> {folder} ({graph.name}, {params.name}, {EXPORT_META})")
+    files = [graph.name, params.name, EXPORT_META]
+    if args.format == "onnx":
+        files.append(export_onnx(folder).name)
+    print(f"exported {args.weights} -> {folder} ({', '.join(files)})")
     return 0

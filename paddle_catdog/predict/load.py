@@ -10,17 +10,21 @@ from .. import checkpoint as ckpt
 from ..data.layouts import IMAGE_EXTENSIONS, is_image_file
 from .export import is_exported
 from .inference import InferencePredictor
+from .onnx import OnnxPredictor
 from .predictor import BasePredictor, Predictor
 
-ENGINES = ("inference", "dygraph")
+ENGINES = ("inference", "dygraph", "onnxruntime")
 
 
 def load_predictor(weights: str, engine: str = "inference", device: str = "auto",
                    precision: str = "auto") -> BasePredictor:
     """Paddle Inference (a training checkpoint is exported on the fly, cached) at ``precision``
-    (see ``inference.resolve_precision``), or plain dygraph (needs a training checkpoint, fp32)."""
+    (see ``inference.resolve_precision``), ONNX Runtime on ``model.onnx`` (the onnx extra), or
+    plain dygraph (needs a training checkpoint, fp32)."""
     if engine == "inference":
         return InferencePredictor(weights, device, precision=precision)
+    if engine == "onnxruntime":  # the CPU; model.onnx from catdog-export --format onnx or on the fly
+        return OnnxPredictor(weights)
     if engine != "dygraph":
         raise ValueError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
     if is_exported(Path(weights)) and not (Path(weights) / ckpt.WEIGHTS).is_file():
