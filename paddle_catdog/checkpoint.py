@@ -172,15 +172,14 @@ def load_model(folder: Path) -> Tuple[paddle.nn.Layer, TrainConfig, List[str], D
     """Rebuild the model from the checkpoint folder alone; returns (model in eval mode, config,
     class names, meta)."""
     folder = resolve_checkpoint(Path(folder))
-    meta = read_meta(folder)
+    cfg, classes, meta = load_config(folder)  # read_meta checked that the config parses
     try:
-        cfg = TrainConfig.from_dict(meta["config"], strict=False)
-        model = create_model(meta["model"], num_classes=len(meta["classes"]), **cfg.model_options())
+        model = create_model(meta["model"], num_classes=len(classes), **cfg.model_options())
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{folder}: cannot rebuild the model ({e})") from e
     load_weights_into(model, read_weights(folder / WEIGHTS), str(folder / WEIGHTS))
     model.eval()
-    return model, cfg, list(meta["classes"]), meta
+    return model, cfg, classes, meta
 
 
 def _param_names(model: paddle.nn.Layer) -> Dict[str, str]:

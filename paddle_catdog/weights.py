@@ -84,10 +84,7 @@ def efficientnet_lite0_weights() -> Path:
     source = efficientnet_package_file()
     target = cache_dir() / "efficientnet_lite0_imagenet.safetensors"
     try:
-        with open(target, "rb"):
-            pass
-        from_meta = _safetensors_metadata(target).get("source_sha256")
-        if from_meta == sha256_of(source):
+        if _safetensors_metadata(target).get("source_sha256") == sha256_of(source):
             return target
     except (OSError, SafetensorError, ValueError):
         pass  # missing or unreadable: convert (again)

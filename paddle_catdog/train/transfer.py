@@ -135,8 +135,8 @@ def fit_head(train: FeatureSet, num_classes: int, seed: int) -> Tuple[np.ndarray
     """(W, b, chosen L2) of the classifier on ``train``: features standardized (then folded
     back into W and b, so the head reads the backbone's raw features), the L2 penalty picked by
     held-out accuracy (then loss) on a seeded fifth of the photos, then refitted on all."""
-    mean = train.features.reshape(-1, train.features.shape[-1]).mean(axis=0)
-    std = train.features.reshape(-1, train.features.shape[-1]).std(axis=0) + 1e-6
+    every_view = train.features.reshape(-1, train.features.shape[-1])
+    mean, std = every_view.mean(axis=0), every_view.std(axis=0) + 1e-6
     scaled = FeatureSet((train.features - mean) / std, train.labels)
     order = np.random.default_rng(seed).permutation(len(train.labels))
     cut = int(len(order) * HOLDOUT)
