@@ -18,6 +18,7 @@ from typing import Any, Dict, FrozenSet, Iterable, Optional, Tuple
 
 from .transforms import CROP_SCALE_MIN, MAX_IMAGE_PIXELS, NORMALIZATIONS
 
+STEMS = ("conv7", "patch4")  # models/resnet.py builds them
 NORMALIZE_CHOICES = tuple(NORMALIZATIONS)
 # Dropout before the classifier: light, since a 30-minute run underfits more than it overfits. The
 # models' own default too (models/), so create_model(name) without options builds the same net.
@@ -48,6 +49,10 @@ class TrainConfig:
     model: str = _opt("resnet18", "model name: cnn, resnet18, resnet34, resnet50, efficientnet_lite0")
     width: int = _opt(32, "ResNet base width (64 is the paper's network; 32 trains several times "
                       "faster on CPU with little loss at this data size: README); 0 keeps 64")
+    stem: str = _opt("conv7", "resnet only: the first layer. conv7 is the paper's 7x7 stride-2 "
+                     "convolution and 3x3 max pooling (what pretrained weights hold); patch4 one 4x4 "
+                     "stride-4 convolution to the same quarter-size map, several times cheaper on a "
+                     "CPU (README)", choices=STEMS)
     pooling: str = _opt("max", "cnn only: pooling after each conv block (max, avg, l2)")
     activation: str = _opt("relu", "cnn only: relu, leaky_relu, elu, gelu, silu, swish, sigmoid, tanh")
     dropout: float = _opt(DROPOUT, "dropout before the classifier (light: a 30-minute run underfits "
@@ -159,6 +164,9 @@ class TrainConfig:
              "(prepare_config and the command line set it)"),
             (self.normalize in NORMALIZATIONS, f"--normalize must be one of {', '.join(NORMALIZATIONS)} "
                                                f"(got {self.normalize!r})"),
+            (self.stem in STEMS, f"--stem must be one of {', '.join(STEMS)} (got {self.stem!r})"),
+            (self.pretrained not in ("imagenet",) or self.stem == "conv7",
+             "--pretrained imagenet: Paddle's ResNets have the 7x7 stem (--stem conv7)"),
             (self.optimizer in ("adamw", "momentum"), f"--optimizer must be adamw or momentum (got {self.optimizer!r})"),
         ]
         for ok, message in checks:
@@ -172,7 +180,8 @@ class TrainConfig:
             return {"pooling": self.pooling, "activation": self.activation, "dropout": self.dropout}
         if self.model.startswith("efficientnet"):
             return {"dropout": self.dropout}
-        return {"width": self.width or 64, "dropout": self.dropout, "zero_init_residual": True}
+        return {"width": self.width or 64, "dropout": self.dropout, "zero_init_residual": True,
+                "stem": self.stem}
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
