@@ -9,6 +9,9 @@ must be faster, or training waits for it.
     python benchmarks/bench_data.py --data ../shared/data/dogs-vs-cats      # or set CATDOG_DATA
     python benchmarks/bench_data.py --data DIR --workers 0,1,2,4 --sizes 64,128
     python benchmarks/bench_data.py --quick
+
+Each figure is given twice: decoding every photo (``source=decode``) and from the photos decoded
+once into memory (``source=cached``, data/cache.py), with the cache's own decode rate and size.
 """
 from __future__ import annotations
 
@@ -20,15 +23,18 @@ import time
 from _common import emit, int_list
 
 from paddle_catdog.config import TrainConfig
+from paddle_catdog.data.cache import decode_once
 from paddle_catdog.data.layouts import DataError, SampleSet, find_samples, resolve_splits
 from paddle_catdog.data.loader import ImageDataset
 from paddle_catdog.data.loader import make_loader
 from paddle_catdog.transforms import build_transform
 
 
-def per_worker(samples: SampleSet, cfg: TrainConfig, n: int) -> float:
-    """Images/s of one process doing what each loader worker does: read, decode, augment."""
-    dataset = ImageDataset(samples.samples, build_transform(cfg, train=True), samples.classes)
+def per_worker(samples: SampleSet, cfg: TrainConfig, n: int, images=None) -> float:
+    """Images/s of one process doing what each loader worker does: read, decode, augment (with
+    ``images``, the photos decoded once: augment only)."""
+    dataset = ImageDataset(samples.samples, build_transform(cfg, train=True, decode=images is None),
+                           samples.classes, images)
     n = min(n, len(dataset))
     start = time.perf_counter()
     for i in range(n):
@@ -36,11 +42,11 @@ def per_worker(samples: SampleSet, cfg: TrainConfig, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def whole_loader(samples: SampleSet, cfg: TrainConfig, batches: int) -> tuple:
+def whole_loader(samples: SampleSet, cfg: TrainConfig, batches: int, images=None) -> tuple:
     """(images/s after the first batch, seconds to the first batch) of the training loader."""
     start = time.perf_counter()
     seen, first = 0, 0.0
-    for i, (images, _) in enumerate(make_loader(samples, cfg, train=True)):
+    for i, (images, _) in enumerate(make_loader(samples, cfg, train=True, images=images)):
         if i == 0:  # worker start-up is paid once per epoch; keep it apart from the rate
             first = time.perf_counter() - start
             start = time.perf_counter()
@@ -73,16 +79,25 @@ def main() -> int:
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    n = min(args.images, len(samples.samples))
     for size in args.sizes:
-        cfg = TrainConfig(data_dir=args.data, image_size=size, batch_size=args.batch)
-        emit("data_worker", image_size=size, images=min(args.images, len(samples.samples)),
-             images_per_s=round(per_worker(samples, cfg, args.images), 1), quick=args.quick)
-        for workers in args.workers:
-            cfg.num_workers = workers
-            rate, first = whole_loader(samples, cfg, args.batches)
-            emit("data_loader", image_size=size, workers=workers, batch=cfg.batch_size,
-                 batches=args.batches, images_per_s=round(rate, 1), first_batch_s=round(first, 2),
-                 quick=args.quick)
+        cfg = TrainConfig(data_dir=args.data, image_size=size, batch_size=args.batch, progress=False)
+        # the photos decoded once (what training does when they fit in --cache-mb), timed
+        subset = SampleSet(samples.samples[:max(n, args.batch * (args.batches + 1))], samples.classes, samples.layout)
+        start = time.perf_counter()
+        cached = decode_once(subset.samples, cfg)
+        emit("data_cache", image_size=size, images=len(subset.samples),
+             images_per_s=round(len(subset.samples) / (time.perf_counter() - start), 1),
+             mb=round(sum(img.nbytes for img in cached) / 2 ** 20, 1), quick=args.quick)
+        for label, source in (("decode", None), ("cached", cached)):
+            emit("data_worker", image_size=size, images=n, source=label,
+                 images_per_s=round(per_worker(subset, cfg, n, source), 1), quick=args.quick)
+            for workers in args.workers:
+                cfg.num_workers = workers
+                rate, first = whole_loader(subset, cfg, args.batches, source)
+                emit("data_loader", image_size=size, workers=workers, batch=cfg.batch_size, source=label,
+                     batches=args.batches, images_per_s=round(rate, 1), first_batch_s=round(first, 2),
+                     quick=args.quick)
     return 0
 
 

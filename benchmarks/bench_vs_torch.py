@@ -118,18 +118,17 @@ def main() -> None:
     if args.quick:
         args.widths, args.sizes, args.batch, args.steps, args.warmup, args.rounds = [8], [32], 8, 1, 1, 1
     rows = []
-    for width in args.widths:
-        for size in args.sizes:
-            spec = dict(width=width, size=size, batch=args.batch, steps=args.steps,
-                        warmup=args.warmup, threads=cpu_count())
-            got = {v: [] for v in args.variants}
-            for _ in range(args.rounds):
-                for variant in args.variants:
-                    out = measure(variant, spec)
-                    emit("vs_torch", variant=variant, **spec, quick=args.quick, **out)
-                    if "images_per_s" in out:
-                        got[variant].append(out["images_per_s"])
-            rows.append((width, size, {v: statistics.median(x) if x else None for v, x in got.items()}))
+    for width, size in ((w, sz) for w in args.widths for sz in args.sizes):
+        spec = dict(width=width, size=size, batch=args.batch, steps=args.steps,
+                    warmup=args.warmup, threads=cpu_count())
+        got = {v: [] for v in args.variants}
+        for _ in range(args.rounds):
+            for variant in args.variants:
+                out = measure(variant, spec)
+                emit("vs_torch", variant=variant, **spec, quick=args.quick, **out)
+                if "images_per_s" in out:
+                    got[variant].append(out["images_per_s"])
+        rows.append((width, size, {v: statistics.median(x) if x else None for v, x in got.items()}))
     others = [v for v in args.variants if v != "torch"]
     print("\n| ResNet-18 width | size | " + " | ".join(f"{v} img/s" for v in args.variants)
           + "".join(f" | {v} / torch" for v in others) + " |")

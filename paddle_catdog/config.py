@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, Iterable, Optional, Tuple
 
 from .transforms import CROP_SCALE_MIN, MAX_IMAGE_PIXELS, NORMALIZATIONS
-
-STEMS = ("conv7", "patch4")  # models/resnet.py builds them
 NORMALIZE_CHOICES = tuple(NORMALIZATIONS)
 # Dropout before the classifier: light, since a 30-minute run underfits more than it overfits. The
 # models' own default too (models/), so create_model(name) without options builds the same net.
@@ -49,10 +47,6 @@ class TrainConfig:
     model: str = _opt("resnet18", "model name: cnn, resnet18, resnet34, resnet50, efficientnet_lite0")
     width: int = _opt(32, "ResNet base width (64 is the paper's network; 32 trains several times "
                       "faster on CPU with little loss at this data size: README); 0 keeps 64")
-    stem: str = _opt("conv7", "resnet only: the first layer. conv7 is the paper's 7x7 stride-2 "
-                     "convolution and 3x3 max pooling (what pretrained weights hold); patch4 one 4x4 "
-                     "stride-4 convolution to the same quarter-size map, several times cheaper on a "
-                     "CPU (README)", choices=STEMS)
     pooling: str = _opt("max", "cnn only: pooling after each conv block (max, avg, l2)")
     activation: str = _opt("relu", "cnn only: relu, leaky_relu, elu, gelu, silu, swish, sigmoid, tanh")
     dropout: float = _opt(DROPOUT, "dropout before the classifier (light: a 30-minute run underfits "
@@ -86,26 +80,28 @@ class TrainConfig:
                                  "learn the coarse features as well, so the budget buys more epochs")
     min_epochs: int = _opt(12, "with the time budget: when fewer epochs than this would fit at "
                            "--image-size, train (and evaluate) at the largest smaller size, in "
-                           "steps of 16 px down to 80, at which they fit; the budget decides after "
-                           "the first epoch from its measured speed, so a slow CPU trains more "
-                           "epochs of smaller photos instead of a few large ones (0: off)")
+                           "steps of 16 px down to 80, at which they fit; the budget decides once, "
+                           "from the first steps' measured speed, so a slow CPU trains more epochs "
+                           "of smaller photos instead of a few large ones (0: off)")
     eval_image_size: int = _opt(0, "evaluation and prediction input size (0: same as --image-size). "
                                 "Random resized crops make animals look larger in training than in "
                                 "a center crop; testing a little larger compensates (FixRes)")
     tta: bool = _opt(True, "evaluation and prediction average the probabilities of each image and "
                      "its mirror image (horizontal flip): twice the inference cost for a steadier "
                      "answer; --no-tta turns it off")
-    eval_from: float = _opt(0.6, "evaluate the first epoch, then only from this share of the "
-                            "epochs on (0: every epoch). Early checkpoints are never the best, "
-                            "and evaluations cost time the budget can spend on another epoch")
+    eval_from: float = _opt(0.6, "evaluate the epochs from this share of the run on (0: every "
+                            "epoch); the last with --tta's flip, earlier ones on the plain images "
+                            "(half the cost). Early checkpoints are never the best, and evaluations "
+                            "cost time the budget can spend on training")
     eval_crop_ratio: float = _opt(0.875, "evaluation resizes the short side to size/ratio, then "
                                   "center-crops size")
     # --- optimisation -----------------------------------------------------------------------
     epochs: Optional[int] = _opt(None, "number of epochs (the schedule's length); unset: the time "
                                  "budget decides (or 20 epochs with --time-budget 0)")
     time_budget: float = _opt(28.0, "minutes for the whole run when --epochs is not given (0: 20 "
-                              "epochs). After every epoch the epoch count is set from the measured "
-                              "speed so the run ends in time (28: the 30-minute CPU recipe with a "
+                              "epochs). After the first steps the run measures its speed and fixes "
+                              "the plan (epoch count, final size, schedule) to end in time; it is "
+                              "only ever shortened after that (28: the 30-minute CPU recipe with a "
                               "margin)")
     batch_size: int = _opt(64, "images per step")
     optimizer: str = _opt("adamw", "adamw or momentum")
@@ -123,6 +119,9 @@ class TrainConfig:
                            "(without it such a folder is refused: --resume continues it)")
     device: str = _opt("auto", "auto (GPU when Paddle has CUDA and sees one), cpu or gpu",
                        choices=("auto", "cpu", "gpu"))
+    cache_mb: int = _opt(2048, "decode the training photos once and keep them in memory (uint8, "
+                         "short side cut to what the largest training crop needs) when they fit in "
+                         "this many MB; larger sets are decoded every epoch (0: always decode)")
     num_workers: int = _opt(2, "data loader worker processes (0: load in the main process)")
     num_threads: int = _opt(0, "CPU math threads (0: one per core)")
     seed: int = _opt(42, "random seed for the split, initialisation and augmentation")
@@ -143,6 +142,7 @@ class TrainConfig:
              f"--eval-image-size must be 0 or at least 16 (got {self.eval_image_size})"),
             (0 <= self.val_split < 1, f"--val-split must be in [0, 1) (got {self.val_split})"),
             (self.min_epochs >= 0, f"--min-epochs must be >= 0 (got {self.min_epochs})"),
+            (self.cache_mb >= 0, f"--cache-mb must be >= 0 (got {self.cache_mb})"),
             (self.num_workers >= 0, f"--num-workers must be >= 0 (got {self.num_workers})"),
             (self.max_image_pixels >= 1, f"--max-image-pixels must be at least 1 (got {self.max_image_pixels})"),
             (self.time_budget >= 0, f"--time-budget must be >= 0 (got {self.time_budget})"),
@@ -164,9 +164,6 @@ class TrainConfig:
              "(prepare_config and the command line set it)"),
             (self.normalize in NORMALIZATIONS, f"--normalize must be one of {', '.join(NORMALIZATIONS)} "
                                                f"(got {self.normalize!r})"),
-            (self.stem in STEMS, f"--stem must be one of {', '.join(STEMS)} (got {self.stem!r})"),
-            (self.pretrained not in ("imagenet",) or self.stem == "conv7",
-             "--pretrained imagenet: Paddle's ResNets have the 7x7 stem (--stem conv7)"),
             (self.optimizer in ("adamw", "momentum"), f"--optimizer must be adamw or momentum (got {self.optimizer!r})"),
         ]
         for ok, message in checks:
@@ -180,15 +177,15 @@ class TrainConfig:
             return {"pooling": self.pooling, "activation": self.activation, "dropout": self.dropout}
         if self.model.startswith("efficientnet"):
             return {"dropout": self.dropout}
-        return {"width": self.width or 64, "dropout": self.dropout, "zero_init_residual": True,
-                "stem": self.stem}
+        return {"width": self.width or 64, "dropout": self.dropout, "zero_init_residual": True}
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: Dict[str, Any], strict: bool = True) -> "TrainConfig":
-        """Build from a dict; unknown keys raise (``strict``) or are dropped (old checkpoints)."""
+        """Build from a dict; unknown keys raise (``strict``) or are dropped (a checkpoint's
+        config, which may come from an older version)."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - names
         if unknown and strict:
@@ -203,7 +200,7 @@ class TrainConfig:
 # Options that describe this invocation rather than the experiment: on --resume they come from
 # the command line, everything else from the checkpoint (unless typed).
 RUNTIME_FIELDS = frozenset({"output", "resume", "overwrite", "device", "num_workers", "num_threads",
-                            "progress", "data_dir", "val_dir", "download"})
+                            "progress", "data_dir", "val_dir", "download", "cache_mb"})
 
 
 def _kind(f: dataclasses.Field) -> type:

@@ -56,15 +56,14 @@ def test_the_layer_keeps_conv2d_parameters():
     assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
 
 
-@pytest.mark.parametrize("stem", ["conv7", "patch4"])
-def test_resnet_training_step_matches_the_native_convolutions(monkeypatch, stem):
+def test_resnet_training_step_matches_the_native_convolutions(monkeypatch):
     """A whole ResNet-18 at 32 px (its last stage on 1x1 maps): the same loss and gradients with
     the GEMM path as with Paddle's convolution everywhere."""
     def step(limits):
         monkeypatch.setattr(layers, "GEMM_MAX_POSITIONS", limits[0])
         monkeypatch.setattr(layers, "GEMM_MAX_POSITIONS_STRIDE1", limits[1])
         paddle.seed(0)
-        model = create_model("resnet18", 2, width=8, stem=stem)
+        model = create_model("resnet18", 2, width=8)
         x = paddle.to_tensor(np.random.default_rng(1).normal(size=(4, 3, 32, 32)).astype("float32"))
         loss = F.cross_entropy(model(x), paddle.to_tensor([0, 1, 1, 0]))
         loss.backward()
@@ -74,3 +73,4 @@ def test_resnet_training_step_matches_the_native_convolutions(monkeypatch, stem)
     assert g_gemm.keys() == g_native.keys() and len(g_gemm) > 40
     for name in g_native:
         np.testing.assert_allclose(g_gemm[name], g_native[name], rtol=1e-3, atol=1e-4, err_msg=name)
+

@@ -22,7 +22,8 @@ def test_two_runs_of_a_seeded_recipe_write_the_same_history(tmp_path, workers):
         out = tmp_path / run
         r = subprocess.run([sys.executable, str(ROOT / "run_train.py"), "--data-dir", str(tmp_path / "data"),
                             "--output", str(out), "--model", "resnet18", "--width", "8", "--image-size", "32",
-                            "--epochs", "2", "--batch-size", "8", "--num-workers", workers, "--no-progress"],
+                            "--epochs", "2", "--batch-size", "8", "--num-workers", workers, "--no-progress",
+                            "--eval-from", "0"],
                            capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr[-2000:]
         rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]

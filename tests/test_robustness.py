@@ -359,7 +359,7 @@ def test_killed_training_resumes_to_the_right_end(tmp_path):
     driver.write_text(KILL_DRIVER)
     args = ["--data-dir", str(tmp_path / "data"), "--output", str(out), "--model", "cnn",
             "--image-size", "32", "--epochs", "3", "--batch-size", "8", "--num-workers", "0",
-            "--no-progress", "--no-log-images"]
+            "--no-progress", "--no-log-images", "--eval-from", "0"]
 
     def run(kill_at: Optional[str], *extra: str):
         env = dict(os.environ, KILL_AT=kill_at or "none@0")
@@ -415,7 +415,7 @@ def test_non_finite_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(
     monkeypatch.setattr(loop.F, "cross_entropy", cross_entropy)
     out = tmp_path / "o"
     code = train_main(["--data-dir", str(kaggle_root), "--output", str(out), "--model", "cnn",
-                       "--image-size", "32", "--epochs", "3", "--batch-size", "16",
+                       "--image-size", "32", "--epochs", "3", "--batch-size", "16", "--eval-from", "0",
                        "--num-workers", "0", "--no-progress", "--no-log-images"])
     assert code == 2
     line = _one_error_line(capsys)

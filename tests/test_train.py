@@ -190,57 +190,19 @@ def test_bad_checkpoints_are_clear_errors(tmp_path, trained):
         ckpt.load_weights_into(three, weights, "x")
 
 
-def test_progressive_resizing_schedule_and_budget():
-    from paddle_catdog.train.budget import epochs_for_budget, train_size
-    cfg = TrainConfig(image_size=128, start_image_size=64, epochs=20)
-    sizes = [train_size(cfg, e) for e in range(20)]
-    assert sizes[0] == 64 and sizes[-1] == 128
-    assert sizes == sorted(sizes) and all(s % 16 == 0 for s in sizes)
-    assert sizes.count(128) >= 2  # the last epochs train at the evaluated size
-    assert all(train_size(TrainConfig(image_size=96, start_image_size=0), e) == 96 for e in range(15))
-    assert train_size(TrainConfig(image_size=128, epochs=1), 0) == 128  # one epoch: no ramp
-    # budget: epochs grow in cost, so fewer fit than at a constant first-epoch cost
-    fixed = epochs_for_budget(TrainConfig(image_size=64, start_image_size=0), 1000, 0, train_s=40, other_s=10)
-    ramped = epochs_for_budget(cfg, 1000, 0, train_s=40, other_s=10)
-    assert fixed == 1 + int(970 // 50)
-    assert 2 <= ramped < fixed
-    from paddle_catdog.train.budget import SIZE_COST_EXPONENT as k
-    cost = lambda n: sum(40 * (train_size(cfg, e, n) / 64) ** k + 10 for e in range(1, n))
-    assert cost(ramped) <= 970 < cost(ramped + 1)  # the most epochs that fit
-
-
-def test_budget_is_re_estimated_from_the_newest_epoch_and_skips_early_evaluations():
-    from paddle_catdog.train.budget import SIZE_COST_EXPONENT as k, epochs_for_budget, evaluates, train_size
-    cfg = TrainConfig(image_size=128, start_image_size=64, eval_from=0.6)
-    # the first epoch and the last 40% are evaluated, nothing in between
-    assert [e for e in range(10) if evaluates(cfg, e, 10)] == [0, 5, 6, 7, 8, 9]
-    assert all(evaluates(TrainConfig(eval_from=0.0), e, 10) for e in range(10))
-    assert [e for e in range(3) if evaluates(TrainConfig(eval_from=1.0), e, 3)] == [0, 2]
-    # after 5 epochs, the 5th at 96 px took 60 s: later epochs cost 60 * (size/96)^k + 5, plus 20
-    # when evaluated
-    done, budget = 5, 900
-
-    def cost(n):
-        return sum(60 * (train_size(cfg, e, n) / 96) ** k + 5 + (20 if evaluates(cfg, e, n) else 0)
-                   for e in range(done, n))
-    n = epochs_for_budget(cfg, budget, 0, train_s=60, other_s=5, done=done, size=96, eval_s=20)
-    assert n > done and cost(n) <= 0.97 * budget < cost(n + 1)
-    slower = epochs_for_budget(cfg, budget, 0, train_s=90, other_s=5, done=done, size=96, eval_s=20)
-    assert done <= slower < n  # a slower machine than measured before: fewer epochs
-    # no time left: stop now, never fewer epochs than are done
-    assert epochs_for_budget(cfg, budget, budget, train_s=60, other_s=5, done=done) == done
-
-
-def test_budget_cut_short_still_evaluates_the_last_epoch(tmp_path, kaggle_root, monkeypatch):
+def test_budget_cut_short_still_evaluates_the_last_epoch_in_full(tmp_path, kaggle_root, monkeypatch):
     from paddle_catdog.train import budget
-    # the budget first plans 4 epochs, then after epoch 2 finds no time left
-    monkeypatch.setattr(budget, "epochs_for_budget", lambda cfg, *a, done=1, **k: 4 if done == 1 else done)
+    # the plan says 4 epochs; after epoch 2 the check finds the rest would overrun and no epoch fits
+    monkeypatch.setattr(budget, "choose_plan", lambda cfg, steps, *a: budget.plan_for(cfg, steps, 4))
+    monkeypatch.setattr(budget, "run_cost", lambda *a: 1e9)
+    monkeypatch.setattr(budget, "fitting_epochs", lambda cfg, steps, final, speed, left, val, done: done // steps)
     cfg = tiny_config(kaggle_root, tmp_path / "out", epochs=None, time_budget=5.0, eval_from=1.0)
     fit(cfg)
     rows = [json.loads(line) for line in (tmp_path / "out" / "history.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
-    assert all("val_acc" in r for r in rows)  # epoch 2 was planned without evaluation
-    assert "val_acc" in json.loads((tmp_path / "out" / "last" / ckpt.META).read_text())["metrics"]
+    assert "val_acc" not in rows[0] and rows[1]["val_full"] is True  # epoch 2 was planned without one
+    meta = json.loads((tmp_path / "out" / "last" / ckpt.META).read_text())
+    assert meta["config"]["epochs"] == 2 and "val_acc" in meta["metrics"]
 
 
 def test_progressive_resizing_trains(tmp_path, kaggle_root):
@@ -250,37 +212,17 @@ def test_progressive_resizing_trains(tmp_path, kaggle_root):
     assert json.loads((tmp_path / "out" / "last" / ckpt.META).read_text())["epoch"] == 3
     rows = [json.loads(line) for line in (tmp_path / "out" / "history.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3] and [r["size"] for r in rows] == [32, 32, 48]
-    assert ["val_acc" in r for r in rows] == [True, False, True]  # --eval-from 1: first and last only
-    assert json.loads((best / ckpt.META).read_text())["epoch"] in (1, 3)
+    assert ["val_acc" in r for r in rows] == [False, False, True]  # --eval-from 1: the last only
+    assert json.loads((best / ckpt.META).read_text())["epoch"] == 3
     assert Predictor(str(best), device="cpu").transform(
         (kaggle_root / "val" / "cat.1000.jpg").read_bytes()).shape == (3, 48, 48)
-
-
-def test_size_plan_keeps_the_size_on_a_fast_cpu_and_shrinks_it_on_a_slow_one():
-    from paddle_catdog.train.budget import final_sizes, plan_final_size
-    cfg = TrainConfig(image_size=128, start_image_size=64, min_epochs=14)
-    assert final_sizes(cfg) == [128, 112, 96, 80]
-    budget = 28 * 60
-
-    def plan(train_s_at_64, config=cfg):  # epoch 1 (64 px) trained this long; 20 s evaluation
-        return plan_final_size(config, budget, elapsed_s=train_s_at_64 + 25, train_s=train_s_at_64,
-                               other_s=5, done=1, size=64, eval_s=20)
-    fast, slow, slower = plan(45), plan(70), plan(100)
-    assert fast[0] == 128 and fast[1] >= 14       # the tuning host's speed: the full size
-    assert 80 < slow[0] < 128 and slow[1] >= 14   # 1.6x slower: smaller photos, still 14 epochs
-    assert slower[0] == 80 and slower[1] < 14     # too slow even at 80 px: the smallest size
-    # the largest size at which 14 epochs fit: one step larger they do not
-    assert plan(70, TrainConfig(image_size=slow[0] + 16, start_image_size=64, min_epochs=14))[0] == slow[0]
-    assert plan(70, TrainConfig(image_size=slow[0] + 16, start_image_size=64, min_epochs=0))[1] < 14
-    assert plan(100, TrainConfig(image_size=128, start_image_size=64, min_epochs=0))[0] == 128  # 0: off
 
 
 def test_size_plan_trains_evaluates_and_saves_the_size_it_chose(tmp_path, kaggle_root, monkeypatch):
     from paddle_catdog.train import budget
     monkeypatch.setattr(budget, "SMALLEST_FINAL_SIZE", 16)
-    # after epoch 1: only 1 epoch would fit at 48 px, 2 at 32 px (min_epochs=2) -> final size 32
-    monkeypatch.setattr(budget, "epochs_for_budget",
-                        lambda cfg, *a, done=1, **k: done if done > 1 else (2 if cfg.image_size <= 32 else 1))
+    # after the first steps: only 1 epoch would fit at 48 px, 2 at 32 px (min_epochs=2) -> 32 px
+    monkeypatch.setattr(budget, "fitting_epochs", lambda cfg, steps, final, *a: 2 if final <= 32 else 1)
     cfg = tiny_config(kaggle_root, tmp_path / "out", epochs=None, time_budget=5.0, image_size=48,
                       start_image_size=32, min_epochs=2, eval_from=1.0)
     best = fit(cfg)
@@ -297,7 +239,7 @@ def test_fit_leaves_the_callers_config_alone_and_an_explicit_epoch_count_wins(tm
     """Issue 12: fit(cfg) twice in a notebook trains the same run twice; epochs=2 from an API
     caller is 2 epochs even with a time budget (which would plan 4 here); data_dir=None stays None."""
     from paddle_catdog.train import budget
-    monkeypatch.setattr(budget, "epochs_for_budget", lambda cfg, *a, done=1, **k: 4)
+    monkeypatch.setattr(budget, "fitting_epochs", lambda *a: 4)
     monkeypatch.setenv("CATDOG_DATA", str(kaggle_root))
     cfg = dataclasses.replace(tiny_config(kaggle_root, tmp_path / "out", epochs=2, time_budget=5.0,
                                           log_images=False), data_dir=None)
@@ -316,16 +258,22 @@ def test_a_wrong_option_fails_before_the_output_folder_is_made(tmp_path, kaggle_
     assert not (tmp_path / "out").exists()
 
 
-def test_the_size_plan_counts_evaluation_at_the_size_it_chose():
-    """After epoch 1 the plan picks a smaller final size where --min-epochs would not fit at
-    --image-size, and its epoch count must cost evaluation at that size, as plan_final_size did
-    (it used to count the evaluation time measured at the larger size, planning fewer epochs)."""
-    import time
-    from paddle_catdog.train.budget import TimeBudget, plan_final_size
-    cfg = TrainConfig(image_size=128, start_image_size=64, min_epochs=14, time_budget=28.0, eval_from=0.0)
-    measured = dict(train_s=100.0, val_s=60.0, epoch_s=170.0)
-    budget = TimeBudget(cfg, start=time.time() - 200.0)
-    budget.replan(1, {"seconds": measured["train_s"]}, {"seconds": measured["val_s"]}, measured["epoch_s"])
-    final, epochs = plan_final_size(cfg, 28 * 60, 200.0, 100.0, other_s=10.0, done=1, size=64, eval_s=60.0)
-    assert final < 128 and budget.planned().image_size == final
-    assert budget.epochs == epochs
+def test_the_plan_is_fixed_in_the_first_epoch_and_the_run_follows_it(tmp_path, kaggle_root, monkeypatch, caplog):
+    """Under a time budget the plan is decided after the first steps, printed, and then the
+    learning rate of every epoch's end and every epoch's size are the plan's pure functions."""
+    import logging
+    from paddle_catdog.train import budget
+    monkeypatch.setattr(budget, "fitting_epochs", lambda *a: 3)
+    cfg = tiny_config(kaggle_root, tmp_path / "out", epochs=None, time_budget=5.0, image_size=48,
+                      start_image_size=32, min_epochs=0, eval_from=0.5, log_images=False)
+    with caplog.at_level(logging.INFO, logger="paddle_catdog"):
+        fit(cfg)
+    assert "measured" in caplog.text and "plan: 3 epochs of 5 steps, 32 -> 48 px" in caplog.text
+    saved = TrainConfig.from_dict(json.loads((tmp_path / "out" / "last" / ckpt.META).read_text())["config"])
+    plan = budget.plan_for(saved, 5)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "history.jsonl").read_text().splitlines()]
+    assert [r["size"] for r in rows] == [plan.size(e) for e in range(3)] == [32, 32, 48]
+    for e, row in enumerate(rows):  # the loop reports the rate of the step after the epoch's last
+        assert row["lr"] == pytest.approx(plan.lr((e + 1) * plan.steps_per_epoch), abs=1e-12)
+    assert ["val_acc" in r for r in rows] == [plan.evaluates(e) for e in range(3)] == [False, True, True]
+    assert [r.get("val_full") for r in rows] == [None, False, True]

@@ -4,7 +4,7 @@ across data-parallel processes)."""
 from __future__ import annotations
 
 import random
-from typing import Callable, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import paddle
@@ -18,20 +18,26 @@ from .layouts import Sample, SampleSet
 class ImageDataset(paddle.io.Dataset):
     """(path, label) pairs -> (CHW float32 image, int64 label) through ``transform``.
 
-    Files were decode-checked before training; one that fails here anyway (changed on disk)
-    raises with its path rather than being silently replaced by another sample."""
+    With ``images`` (the photos decoded once, in sample order: ``data.cache``) the transform
+    starts from those arrays and must not decode. Files were decode-checked before training; one
+    that fails here anyway (changed on disk) raises with its path rather than being silently
+    replaced by another sample."""
 
-    def __init__(self, samples: Sequence[Sample], transform: Callable, classes: Sequence[str]) -> None:
+    def __init__(self, samples: Sequence[Sample], transform: Callable, classes: Sequence[str],
+                 images: Optional[List[np.ndarray]] = None) -> None:
         super().__init__()
         self.samples = list(samples)
         self.transform = transform
         self.classes = list(classes)
+        self.images = images
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, idx: int):
         path, label = self.samples[idx]
+        if self.images is not None:
+            return self.transform(self.images[idx]), np.int64(label)
         try:
             image = self.transform(read_bytes(path))
         except (OSError, ImageDecodeError) as e:
@@ -48,10 +54,13 @@ def seed_worker(worker_id: int) -> None:
     np.random.seed((base + worker_id) % (2 ** 32))
 
 
-def make_loader(samples: SampleSet, cfg: TrainConfig, train: bool) -> paddle.io.DataLoader:
+def make_loader(samples: SampleSet, cfg: TrainConfig, train: bool,
+                images: Optional[List[np.ndarray]] = None) -> paddle.io.DataLoader:
     """Shuffled training batches or ordered evaluation batches; with several processes, this
-    rank's share (see distributed.py)."""
-    dataset = ImageDataset(samples.samples, build_transform(cfg, train=train), samples.classes)
+    rank's share (see distributed.py). ``images``: the training photos decoded once
+    (``data.cache.decode_once``), which the training transform then starts from."""
+    transform = build_transform(cfg, train=train, decode=images is None)
+    dataset = ImageDataset(samples.samples, transform, samples.classes, images)
     # Dropping the last partial batch in training keeps batch-norm statistics sane.
     drop_last = train and len(dataset) > cfg.batch_size * dist.world_size()
     batching = dict(batch_size=cfg.batch_size, shuffle=train, drop_last=drop_last)

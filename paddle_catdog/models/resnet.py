@@ -12,7 +12,7 @@ from typing import List, Optional, Type, Union
 import paddle
 from paddle import nn
 
-from ..config import DROPOUT, STEMS
+from ..config import DROPOUT
 
 from .head import PooledLinearHead
 from .layers import Conv2D
@@ -70,10 +70,6 @@ class Bottleneck(nn.Layer):
 
 Block = Union[Type[BasicBlock], Type[Bottleneck]]
 
-# The stem (config.STEMS) takes the image to a quarter of its size. "conv7" is the paper's (what
-# pretrained weights hold); "patch4" computes the same quarter-size map with one 4x4 stride-4
-# convolution, at a fraction of the cost on a CPU (README, "A network shaped for the CPU").
-
 
 class ResNet(PooledLinearHead, nn.Layer):
     """``ResNet(block, layers)`` as in torchvision; ``forward_features`` returns the last feature
@@ -85,23 +81,16 @@ class ResNet(PooledLinearHead, nn.Layer):
 
     def __init__(self, block: Block, layers: List[int], num_classes: int = 2,
                  width: int = 64, dropout: float = DROPOUT, zero_init_residual: bool = False,
-                 data_format: str = "NCHW", stem: str = "conv7") -> None:
+                 data_format: str = "NCHW") -> None:
         super().__init__()
         if data_format not in ("NCHW", "NHWC"):
             raise ValueError(f"data_format must be NCHW or NHWC (got {data_format!r})")
-        if stem not in STEMS:
-            raise ValueError(f"stem must be one of {', '.join(STEMS)} (got {stem!r})")
         self.data_format = f = data_format
         self.inplanes = width
-        self.stem = stem
-        if stem == "conv7":  # the paper's: 7x7 stride-2 convolution, then 3x3 stride-2 max pooling
-            self.conv1 = nn.Conv2D(3, width, 7, stride=2, padding=3, bias_attr=False, data_format=f)
-            self.maxpool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1, data_format=f)
-        else:  # "patch4": one 4x4 stride-4 convolution over non-overlapping patches, no pooling
-            self.conv1 = nn.Conv2D(3, width, 4, stride=4, bias_attr=False, data_format=f)
-            self.maxpool = None
+        self.conv1 = nn.Conv2D(3, width, 7, stride=2, padding=3, bias_attr=False, data_format=f)
         self.bn1 = nn.BatchNorm2D(width, data_format=f)
         self.relu = nn.ReLU()
+        self.maxpool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1, data_format=f)
         self.layer1 = self._make_layer(block, width, layers[0])
         self.layer2 = self._make_layer(block, width * 2, layers[1], stride=2)
         self.layer3 = self._make_layer(block, width * 4, layers[2], stride=2)
@@ -145,9 +134,7 @@ class ResNet(PooledLinearHead, nn.Layer):
         channels_last = self.data_format == "NHWC"
         if channels_last:
             x = x.transpose([0, 2, 3, 1])
-        x = self.relu(self.bn1(self.conv1(x)))
-        if self.maxpool is not None:
-            x = self.maxpool(x)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer1(x)
         x = self.layer2(x)
         x = self.layer3(x)

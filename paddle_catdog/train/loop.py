@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import paddle
 import paddle.nn.functional as F
@@ -31,12 +31,15 @@ GPU_SYNC_EVERY = 25
 def train_one_epoch(model: paddle.nn.Layer, loader: paddle.io.DataLoader,
                     optimizer: paddle.optimizer.Optimizer, scheduler: WarmupCosine,
                     label_smoothing: float = 0.0, scaler: Optional[paddle.amp.GradScaler] = None,
-                    progress: bool = False, desc: str = "train", sync_every: int = 1) -> Dict[str, float]:
+                    progress: bool = False, desc: str = "train", sync_every: int = 1,
+                    on_step: Optional[Callable[[int, paddle.Tensor, paddle.Tensor], None]] = None
+                    ) -> Dict[str, float]:
     """One pass over ``loader``; returns the mean cross-entropy of the true class (``loss``: the
     quantity validation reports, without label smoothing), the mean training objective
     (``objective``: with it), accuracy, images/s and the last LR. Sums stay on the device and
     are read every ``sync_every`` steps (``sync_interval``), before that step is applied; a read
-    that finds a non-finite loss raises TrainingError (on a CPU: before the bad step applies)."""
+    that finds a non-finite loss raises TrainingError (on a CPU: before the bad step applies).
+    ``on_step(step, images, labels)`` runs after each step (1-based) is applied (probe.FirstSteps)."""
     set_train_mode(model)  # model.train(), but frozen batch-norm layers stay in eval mode
     sums, seen, start = None, 0, time.time()
     bar = progress_bar(loader, progress, desc=desc, total=len(loader))
@@ -64,6 +67,8 @@ def train_one_epoch(model: paddle.nn.Layer, loader: paddle.io.DataLoader,
             optimizer.step()
         optimizer.clear_grad()
         scheduler.step()
+        if on_step is not None:
+            on_step(step, images, labels)
     elapsed = max(time.time() - start, 1e-9)
     total = [float(v) for v in sums.numpy()] if sums is not None else [0.0, 0.0, 0.0]
     objective, nll, correct, seen = dist.reduce_sums(total + [seen])  # all ranks' batches

@@ -10,10 +10,20 @@ import paddle
 from ..config import TrainConfig
 
 
+def warmup_cosine(step: int, peak: float, warmup_steps: int, total_steps: int) -> float:
+    """The learning rate of 0-based ``step``: linear warm-up to ``peak`` over ``warmup_steps``,
+    then cosine decay to zero at ``total_steps``."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    return peak * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 class WarmupCosine(paddle.optimizer.lr.LRScheduler):
-    """Linear warm-up to the peak, then cosine decay to zero, stepped per iteration. Written in
-    closed form (rather than LinearWarmup(CosineAnnealingDecay)) so that ``total_steps`` can be set
-    after every epoch when the time budget re-plans the epoch count, and is saved on resume."""
+    """``warmup_cosine`` as Paddle's scheduler, stepped per iteration. Written in closed form
+    (rather than LinearWarmup(CosineAnnealingDecay)) so that ``total_steps`` can be set when the
+    time budget fixes (or shortens) the plan, and is saved on resume."""
 
     def __init__(self, learning_rate: float, warmup_steps: int, total_steps: int) -> None:
         self.warmup_steps = max(0, int(warmup_steps))
@@ -24,18 +34,18 @@ class WarmupCosine(paddle.optimizer.lr.LRScheduler):
         self.keys = ["last_epoch", "last_lr", "warmup_steps", "total_steps"]
 
     def get_lr(self) -> float:
-        step = self.last_epoch
-        if step < self.warmup_steps:
-            return self.base_lr * (step + 1) / self.warmup_steps
-        span = max(1, self.total_steps - self.warmup_steps)
-        progress = min(1.0, (step - self.warmup_steps) / span)
-        return self.base_lr * 0.5 * (1 + math.cos(math.pi * progress))
+        return warmup_cosine(self.last_epoch, self.base_lr, self.warmup_steps, self.total_steps)
+
+    def set_total_steps(self, total_steps: int) -> None:
+        """A new schedule length, from the next step on (the rate already computed is redone)."""
+        self.total_steps = max(1, int(total_steps))
+        self.last_lr = self.get_lr()
 
 
 def build_optimizer(cfg: TrainConfig, model: paddle.nn.Layer, steps_per_epoch: int,
                     epochs: Optional[int] = None) -> Tuple[paddle.optimizer.Optimizer, WarmupCosine]:
     """The optimizer over ``model``'s parameters and its schedule over ``epochs`` (default
-    ``cfg.epochs``; the time budget sets it again as it re-plans)."""
+    ``cfg.epochs``; the time budget sets it again when it fixes the plan)."""
     scheduler = WarmupCosine(cfg.lr, round(cfg.warmup_epochs * steps_per_epoch),
                              (epochs or cfg.epochs or 1) * steps_per_epoch)
     # No weight decay on biases and batch-norm parameters (1-D): standard for both optimizers.

@@ -1,8 +1,10 @@
 """``fit(cfg)``: the training recipe, start to end.
 
-It finds the data, builds the model from the factory (optionally from pretrained weights), trains
-with AdamW under a warm-up + cosine schedule for as many epochs as the time budget allows (growing
-the input size as it goes), evaluates the last epochs, and leaves VisualDL logs, ``history.jsonl``
+It finds the data, decodes the training photos once into memory where they fit (data/cache.py),
+builds the model from the factory (optionally from pretrained weights), and trains with AdamW under
+a warm-up + cosine schedule. Under a time budget the plan (epoch count, final size, schedule) is
+fixed once from the first steps' measured speed (budget.py, probe.py). It grows the input size as
+it goes, evaluates the last epochs, and leaves VisualDL logs, ``history.jsonl``
 and the ``last`` and ``best`` checkpoints in ``cfg.output``. It runs on the GPU when Paddle has
 CUDA and sees one, and data-parallel under ``python -m paddle.distributed.launch``.
 """
@@ -22,6 +24,7 @@ from .. import checkpoint as ckpt
 from .. import cpu
 from .. import distributed as dist
 from ..config import TrainConfig
+from ..data.cache import decode_once
 from ..data.loader import make_loader
 from ..data.split import Data, load_data
 from ..files import OutputError, output_lock
@@ -31,6 +34,7 @@ from ..transforms import eval_size
 from ..runtime import count_params, seed_everything, setup_device, setup_logging
 from .budget import TimeBudget
 from .loop import sync_interval, train_one_epoch
+from .probe import FirstSteps
 from .optim import WarmupCosine, build_optimizer
 from .prepare import resume_folder
 from .pretrained import apply_freeze_schedule, load_pretrained, pretrained_source
@@ -97,34 +101,40 @@ def _fit(cfg: TrainConfig, main: bool) -> Path:
         finally:
             recorder.close()
         return output / "best"
-    budget = TimeBudget(cfg, start, resumed=resume_from is not None)
     loaders = Loaders(data, cfg)
-    optimizer, scheduler = build_optimizer(cfg, model, len(loaders.train(budget.size(0))), budget.epochs)
+    steps = len(loaders.train(cfg.image_size))  # the same at every size
+    budget = TimeBudget(cfg, steps, start, resumed=resume_from is not None)
+    optimizer, scheduler = build_optimizer(cfg, model, steps, budget.plan.epochs)
     scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15) if cfg.amp and device == "gpu" else None
     epoch, best_acc = (resume(resume_from, cfg, data.classes, model, optimizer, scheduler, scaler)
                        if resume_from else (0, -1.0))
-    scheduler.total_steps = budget.epochs * len(loaders.train(budget.size(epoch)))  # --epochs may have changed
+    scheduler.set_total_steps(budget.plan.total_steps)  # --epochs may have changed
+    if budget.decided:
+        for line in budget.plan.describe():
+            log.info("%s", line)
     recorder = EpochRecorder(output, cfg, data.classes, main, epoch, best_acc)
     if epoch == 0 and main and cfg.log_images:
-        recorder.augmented_images(loaders.train(budget.size(0)).dataset)
+        recorder.augmented_images(loaders.train(budget.plan.size(0)).dataset)
     net = dist.wrap(model, find_unused=cfg.freeze_epochs > 0)  # DataParallel with several processes
     try:
-        while epoch < budget.epochs:
+        while epoch < budget.plan.epochs:
             random.seed(cfg.seed * 1000 + epoch)  # forked workers derive their streams from this
             t0 = time.time()
             apply_freeze_schedule(model, scheduler, cfg, epoch)
-            size, loader = budget.size(epoch), loaders.train(budget.size(epoch), epoch)
+            size, loader = budget.plan.size(epoch), loaders.train(budget.plan.size(epoch), epoch)
+            planner = (None if budget.decided else
+                       FirstSteps(model, budget, scheduler, len(loader), len(data.val.samples)))
+            desc = f"epoch {epoch + 1}/{budget.plan.epochs}" if budget.decided else f"epoch {epoch + 1} (planning)"
             train = train_one_epoch(net, loader, optimizer, scheduler, cfg.label_smoothing, scaler,
-                                    cfg.progress, desc=f"epoch {epoch + 1}/{budget.epochs}",
-                                    sync_every=sync_interval(device))
-            val = loaders.score(model, budget.planned()) if budget.evaluates(epoch) else None
+                                    cfg.progress, desc=desc, sync_every=sync_interval(device), on_step=planner)
+            val = loaders.score(model, budget, epoch) if budget.plan.evaluates(epoch) else None
             epoch += 1
-            if budget.replan(epoch, train, val, time.time() - t0):
-                log.info("time budget %.1f min: %d epochs up to %d px (%.1f min used)", cfg.time_budget,
-                         budget.epochs, budget.planned().image_size, (time.time() - start) / 60)
-                scheduler.total_steps = budget.epochs * len(loader)
-                if val is None and epoch >= budget.epochs:  # cut short here: evaluate the last epoch
-                    val = loaders.score(model, budget.planned())
+            if budget.check(epoch, time.time() - t0):
+                log.info("behind the plan: shortened to %d epochs to end within %.1f min (%.1f min used)",
+                         budget.plan.epochs, cfg.time_budget, (time.time() - start) / 60)
+                scheduler.set_total_steps(budget.plan.total_steps)
+                if epoch >= budget.plan.epochs and (val is None or not val["full"]):
+                    val = loaders.score(model, budget, epoch - 1)  # the last epoch: the full evaluation
             recorder.record(epoch, budget.planned(), size, train, val, time.time() - t0, model,
                             optimizer, scheduler, scaler)
     finally:
@@ -140,13 +150,15 @@ class Loaders:
 
     def __init__(self, data: Data, cfg: TrainConfig) -> None:
         self.data, self.cfg = data, cfg
+        self.images = decode_once(data.train.samples, cfg)  # None: decode every epoch
         self._size, self._train = 0, None
         self._val_size, self._val = 0, None
 
     def train(self, size: int, epoch: int = 0) -> paddle.io.DataLoader:
         if size != self._size:
             self._size = size
-            self._train = make_loader(self.data.train, dataclasses.replace(self.cfg, image_size=size), True)
+            self._train = make_loader(self.data.train, dataclasses.replace(self.cfg, image_size=size), True,
+                                      self.images)
             if dist.world_size() > 1:
                 log.info("data-parallel over %d processes: %d train batches per process and epoch",
                          dist.world_size(), len(self._train))
@@ -154,13 +166,16 @@ class Loaders:
             self._train.batch_sampler.set_epoch(epoch)  # a new shuffle, the same on every rank
         return self._train
 
-    def score(self, model: paddle.nn.Layer, planned: TrainConfig) -> Dict[str, float]:
-        """Loss and accuracy on the validation set at ``planned``'s evaluation size."""
+    def score(self, model: paddle.nn.Layer, budget: TimeBudget, epoch: int) -> Dict[str, float]:
+        """Loss and accuracy on the validation set at the planned evaluation size; with --tta's
+        flip only in the plan's full evaluation (the last epoch's), plain before (half the cost)."""
+        planned = budget.planned()
         if eval_size(planned) != self._val_size:
             self._val_size = eval_size(planned)
             self._val = make_loader(self.data.val, planned, train=False)
         dist.sync_state(model)  # every rank scores with the statistics the checkpoint holds
-        return score(model, self._val, self.cfg.progress, self.cfg.tta)
+        full = budget.plan.full_evaluation(epoch)
+        return {**score(model, self._val, self.cfg.progress, self.cfg.tta and full), "full": full}
 
 
 def build_model(cfg: TrainConfig, classes: Sequence[str], pretrained: Optional[Path]) -> paddle.nn.Layer:

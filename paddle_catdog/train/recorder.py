@@ -112,6 +112,8 @@ class EpochRecorder:
         if val is not None:
             logged.update({"val/loss": val["loss"], "val/acc": val["acc"]})
             metrics.update({"val_loss": val["loss"], "val_acc": val["acc"]})
+            if "full" in val:  # the plan's last, full evaluation (with --tta's flip) or a plain one
+                metrics["val_full"] = bool(val["full"])
             self.best_acc = max(self.best_acc, val["acc"])
         self.vdl.scalars(logged, epoch)
         metrics["epoch_seconds"] = seconds
