@@ -26,8 +26,10 @@ from .optim import warmup_cosine
 DEFAULT_EPOCHS = 20  # the count with --time-budget 0 (and the provisional plan of epoch 1's first steps)
 RAMP_FRACTION = 0.85  # progressive resizing reaches the full size after this share of the epochs
 SMALLEST_FINAL_SIZE = 80  # the size plan goes no lower: cats and dogs stay recognisable at 80 px
-PLAN_AFTER_STEPS = 40  # steps of epoch 1 trained before the plan is fixed ...
-UNTIMED_STEPS = 5  # ... of which the first are not timed (loader workers starting)
+PLAN_AFTER_STEPS = 60  # steps of epoch 1 trained before the plan is fixed ...
+UNTIMED_STEPS = 20  # ... of which the first are not timed: a run's first steps are ~15% slower
+# than its steady pace (loader workers starting, memory being allocated), and a plan made from
+# them ended a 12-minute run 4 minutes early
 MARGIN = 0.97  # the plan fills this share of the time left (jitter, the final checkpoint)
 EPOCH_OVERHEAD_S = 2.0  # per epoch beyond its steps: loader start, checkpoints (measured: 1-3 s)
 LOADER_FACTOR = 1.3  # evaluation time over its model time (decoding, batching), measured ~1.2-1.4

@@ -85,13 +85,14 @@ def forward_seconds(model: paddle.nn.Layer, images: paddle.Tensor, size: int) ->
 def measure(model: paddle.nn.Layer, images: paddle.Tensor, labels: paddle.Tensor, step_s: float,
             size: int, sizes: Sequence[int], evaluation_size: int) -> Speed:
     """``Speed`` from the measured ``step_s`` at ``size`` and a probe at each of ``sizes``: a size
-    costs its probe times (measured step / probe at ``size``), the data loading's share kept."""
+    costs its probe plus what the measured step took beyond its probe (loading, bookkeeping: a
+    cost per step that does not grow with the math)."""
     saved = _batchnorm_state(model)
     probes = {s: step_seconds(model, images, labels, s) for s in sorted(set(sizes) | {size})}
     forward = forward_seconds(model, images, evaluation_size)
     _restore(model, saved)  # the probes' batches leave no trace in the running statistics
-    factor = step_s / probes[size]
-    return Speed(steps=tuple((s, t * factor) for s, t in sorted(probes.items())),
+    overhead = max(0.0, step_s - probes[size])
+    return Speed(steps=tuple((s, t + overhead) for s, t in sorted(probes.items())),
                  eval_photo_s=forward / int(images.shape[0]), eval_size=evaluation_size)
 
 
