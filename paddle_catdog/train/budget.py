@@ -26,10 +26,11 @@ from .optim import warmup_cosine
 DEFAULT_EPOCHS = 20  # the count with --time-budget 0 (and the provisional plan of epoch 1's first steps)
 RAMP_FRACTION = 0.85  # progressive resizing reaches the full size after this share of the epochs
 SMALLEST_FINAL_SIZE = 80  # the size plan goes no lower: cats and dogs stay recognisable at 80 px
-PLAN_AFTER_STEPS = 60  # steps of epoch 1 trained before the plan is fixed ...
-UNTIMED_STEPS = 20  # ... of which the first are not timed: a run's first steps are ~15% slower
-# than its steady pace (loader workers starting, memory being allocated), and a plan made from
-# them ended a 12-minute run 4 minutes early
+PLAN_AFTER_STEPS = 100  # steps of epoch 1 trained before the plan is fixed (still warm-up) ...
+UNTIMED_STEPS = 40  # ... of which the first are not timed: a run's first steps are slower than its
+# steady pace (loader workers starting, memory being allocated). Plans made from steps 6-40 and
+# 21-60 ended 12-minute runs 4.0 and 2.4 minutes early (their steps measured 0.39 and 0.36 s at
+# 64 px; later epochs ran at 0.32)
 MARGIN = 0.97  # the plan fills this share of the time left (jitter, the final checkpoint)
 EPOCH_OVERHEAD_S = 2.0  # per epoch beyond its steps: loader start, checkpoints (measured: 1-3 s)
 LOADER_FACTOR = 1.3  # evaluation time over its model time (decoding, batching), measured ~1.2-1.4
