@@ -15,6 +15,7 @@ from .checkpoint import CheckpointError
 from .config import add_config_arguments, config_from_args
 from .data import download
 from .data.layouts import DataError
+from .demo import command as demonstration
 from .predict import command as prediction
 from .predict import export as exporting
 from .runtime import command_logging, setup_logging
@@ -122,8 +123,14 @@ def data_main(argv: Optional[Sequence[str]] = None) -> int:
     return _run(get)
 
 
+def demo_main(argv: Optional[Sequence[str]] = None) -> int:
+    args = demonstration.build_parser().parse_args(argv)
+    setup_logging()
+    return _run(lambda: demonstration.serve(args))
+
+
 COMMANDS = {"train": train_main, "predict": predict_main, "evaluate": evaluate_main,
-            "export": export_main, "data": data_main}
+            "export": export_main, "data": data_main, "demo": demo_main}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -100,9 +100,9 @@ class TrainConfig:
                                  "budget decides (or 20 epochs with --time-budget 0)")
     time_budget: float = _opt(28.0, "minutes for the whole run when --epochs is not given (0: 20 "
                               "epochs). After the first steps the run measures its speed and fixes "
-                              "the plan (epoch count, final size, schedule) to end in time; it is "
-                              "only ever shortened after that (28: the 30-minute CPU recipe with a "
-                              "margin)")
+                              "the plan (epoch count, final size, schedule) to end in time; later it "
+                              "is shortened if the run falls behind, and lengthened only in its first "
+                              "half if it runs ahead (28: the 30-minute CPU recipe with a margin)")
     batch_size: int = _opt(64, "images per step")
     optimizer: str = _opt("adamw", "adamw or momentum")
     lr: float = _opt(3e-3, "peak learning rate (after warm-up); AdamW at batch 64")

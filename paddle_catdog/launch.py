@@ -21,6 +21,6 @@ def quiet_process() -> None:
 
 quiet_process()  # before cli imports Paddle: GLOG_minloglevel is read when Paddle loads
 
-from .cli import data_main, evaluate_main, export_main, main, predict_main, train_main  # noqa: E402
+from .cli import data_main, demo_main, evaluate_main, export_main, main, predict_main, train_main  # noqa: E402
 
-__all__ = ["main", "train_main", "predict_main", "evaluate_main", "export_main", "data_main"]
+__all__ = ["main", "train_main", "predict_main", "evaluate_main", "export_main", "data_main", "demo_main"]

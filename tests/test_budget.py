@@ -116,8 +116,19 @@ def test_the_plan_is_decided_once_and_a_run_on_pace_keeps_it():
     planned = b.plan
     assert b.decided and planned.epochs >= 12
     on_pace = epoch_cost(planned, 1, speed(), b.cfg, 2000)
-    assert not b.check(2, on_pace) and b.plan == planned
-    assert not b.check(2, on_pace / 2) and b.plan == planned  # faster than planned: never lengthened
+    b.start -= run_cost(planned, speed(), b.cfg, 2000, 40) - run_cost(planned, speed(), b.cfg, 2000, 2 * STEPS)
+    assert not b.check(2, on_pace) and b.plan == planned  # two epochs later, as planned
+
+
+def test_a_run_ahead_of_its_plan_is_lengthened_only_in_its_first_half():
+    b = make_budget(0.5)
+    planned = b.plan
+    fast = 0.7 * epoch_cost(planned, 1, speed(), b.cfg, 2000)
+    assert b.check(2, fast) and b.plan.epochs > planned.epochs  # early: the budget is used
+    late = make_budget(0.5)
+    half = late.plan.epochs // 2 + 1
+    late.start -= 60 * 10  # ten minutes on, past the plan's half: kept
+    assert not late.check(half, 0.7 * epoch_cost(late.plan, half - 1, speed(), late.cfg, 2000))
 
 
 def test_a_run_behind_its_plan_is_shortened_and_never_below_what_is_done():

@@ -130,7 +130,7 @@ def _fit(cfg: TrainConfig, main: bool) -> Path:
             val = loaders.score(model, budget, epoch) if budget.plan.evaluates(epoch) else None
             epoch += 1
             if budget.check(epoch, time.time() - t0):
-                log.info("behind the plan: shortened to %d epochs to end within %.1f min (%.1f min used)",
+                log.info("the pace changed: %d epochs now, to end within %.1f min (%.1f min used)",
                          budget.plan.epochs, cfg.time_budget, (time.time() - start) / 60)
                 scheduler.set_total_steps(budget.plan.total_steps)
                 if epoch >= budget.plan.epochs and (val is None or not val["full"]):
