@@ -34,6 +34,7 @@ UNTIMED_STEPS = 40  # ... of which the first are not timed: a run's first steps 
 # 64 px; later epochs ran at 0.32)
 MARGIN = 0.97  # the plan fills this share of the time left (jitter, the final checkpoint)
 EPOCH_OVERHEAD_S = 2.0  # per epoch beyond its steps: loader start, checkpoints (measured: 1-3 s)
+PACE_TOLERANCE = 0.05  # the plan changes only when the rest would miss the budget by more than this
 LOADER_FACTOR = 1.3  # evaluation time over its model time (decoding, batching), measured ~1.2-1.4
 EVAL_OVERHEAD_S = 3.0  # per evaluation beyond its photos: loader workers starting, scoring
 DEFAULT_EXPONENT = 1.5  # step time ~ size^this, beyond the sizes measured
@@ -232,26 +233,30 @@ class TimeBudget:
                                           plan.final_size if dist.is_main() else 0])
         self.plan = dataclasses.replace(plan, epochs=int(epochs), final_size=int(final))
         self.speed, self.val_photos, self.decided = speed, val_photos, True
+        self.actual_s = self.predicted_s = 0.0  # the epochs since the plan, measured and predicted
         return self.plan
 
     def check(self, done: int, epoch_s: float) -> bool:
         """After ``done`` epochs, the newest of which took ``epoch_s``: re-fit the epoch count to
-        the budget at the pace the newest epoch ran against its prediction. A run behind its plan
-        is shortened, at any time (the rate only jumps down). A run ahead of it is lengthened only
-        in the first half of the plan, where a longer cosine raises the rate by a few percent: a
-        VM's speed moved by 40% within one run here, and a plan that could only shrink ended a
-        28-minute run 7 minutes early. Returns whether the plan changed."""
+        the budget at the pace the run has kept since the plan (all its epochs after the first,
+        against their predictions: one slow epoch on a busy host is not a trend). A run more than
+        PACE_TOLERANCE behind is shortened, at any time (the rate only jumps down); one as far
+        ahead is lengthened only in the plan's first half, where a longer cosine raises the rate
+        by a few percent. Returns whether the plan changed."""
         if not self.active or self.speed is None or done <= 1 or done >= self.plan.epochs:
             return False  # epoch 1 also ran the probes and the planning: its time is no pace
-        pace = epoch_s / epoch_cost(self.plan, done - 1, self.speed, self.cfg, self.val_photos)
+        self.actual_s += epoch_s
+        self.predicted_s += epoch_cost(self.plan, done - 1, self.speed, self.cfg, self.val_photos)
+        pace = self.actual_s / self.predicted_s
         steps = done * self.plan.steps_per_epoch
-        behind = pace * run_cost(self.plan, self.speed, self.cfg, self.val_photos, steps) > self.seconds_left()
-        if not behind and 2 * done > self.plan.epochs:
+        rest = pace * run_cost(self.plan, self.speed, self.cfg, self.val_photos, steps)
+        behind = rest > self.seconds_left() * (1 + PACE_TOLERANCE)
+        ahead = rest < self.seconds_left() * (1 - PACE_TOLERANCE) and 2 * done <= self.plan.epochs
+        if not (behind or ahead):
             return False
         epochs = fitting_epochs(self.cfg, self.plan.steps_per_epoch, self.plan.final_size,
                                 self.speed.slower(pace), self.seconds_left(), self.val_photos, steps)
-        if not behind:  # ahead or on pace, in the first half: never shorter than planned
-            epochs = max(epochs, self.plan.epochs)
+        epochs = min(epochs, self.plan.epochs) if behind else max(epochs, self.plan.epochs)
         epochs = max(done, int(dist.reduce_sums([epochs if dist.is_main() else 0])[0]))
         if epochs == self.plan.epochs:
             return False
