@@ -13,7 +13,7 @@ LAYERS = [
     {"paddle_catdog", "cpu", "config", "transforms", "imagesize", "runtime", "files", "distributed", "plots",
      "torchfile", "static_graph"},
     {"data", "models", "checkpoint", "metrics", "runlog", "weights"},
-    {"train", "predict", "evaluate", "explain", "basics"},
+    {"train", "predict", "evaluate", "explain", "basics", "demo"},
     {"cli", "launch", "__main__"},
 ]
 
