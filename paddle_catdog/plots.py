@@ -4,7 +4,8 @@ draw with Agg, set in launch.py, and notebooks keep their inline backend).
 Every function returns a matplotlib ``Figure`` (notebooks display it) and, given ``path``, also
 writes it as a PNG (the evaluation command and the README). Nothing here computes results: the
 numbers come from evaluate.py, explain.py, basics.py and train/ so the pictures show the tested
-code. Figure text stays English: CJK fonts may be missing where the notebooks run.
+code. Titles may hold Chinese: ``use_cjk_font`` finds a font that renders it, and ``zh_en``
+falls back to the English alone where there is none (never a row of boxes).
 """
 from __future__ import annotations
 
@@ -14,9 +15,53 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import font_manager
 from matplotlib.figure import Figure
 
 PathLike = Union[str, Path]
+
+# Fonts that render Simplified Chinese, in order of preference: Debian's fonts-noto-cjk (CI and
+# most Linux), the same family under Adobe's name, WenQuanYi (older Linux, AI Studio images),
+# then what Windows and macOS ship.
+CJK_FONTS = ("Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei",
+             "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC", "Arial Unicode MS")
+_CJK_FILE_HINTS = ("cjk", "sourcehan", "wqy", "simhei", "msyh", "pingfang", "heiti")
+
+
+def _installed_cjk_font() -> Optional[str]:
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in CJK_FONTS if name in names), None)
+
+
+def use_cjk_font() -> Optional[str]:
+    """Make matplotlib draw Chinese: put the first installed font of ``CJK_FONTS`` first in
+    ``font.sans-serif`` and return its name, or None when none is installed (then ``zh_en``
+    gives English only). Fonts installed after matplotlib built its font cache are found on disk."""
+    name = _installed_cjk_font()
+    if name is None:
+        for path in font_manager.findSystemFonts():
+            if any(hint in Path(path).name.lower() for hint in _CJK_FILE_HINTS):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):  # an unreadable font file: skip it
+                    continue
+        name = _installed_cjk_font()
+    if name is not None:
+        plt.rcParams["font.family"] = "sans-serif"
+        plt.rcParams["font.sans-serif"] = [name] + [f for f in plt.rcParams["font.sans-serif"] if f != name]
+        plt.rcParams["axes.unicode_minus"] = False  # CJK fonts often lack the minus sign U+2212
+    return name
+
+
+def cjk_font_in_use() -> bool:
+    families = plt.rcParams["font.sans-serif"]
+    return bool(families) and families[0] in CJK_FONTS and _installed_cjk_font() is not None
+
+
+def zh_en(zh: str, en: str) -> str:
+    """A figure title in both languages ("训练曲线 · Training curves") where a CJK font is in use
+    (``use_cjk_font``), else the English alone: never boxes in place of characters."""
+    return f"{zh} · {en}" if cjk_font_in_use() else en
 
 
 def _finish(fig: Figure, path: Optional[PathLike]) -> Figure:
