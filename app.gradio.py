@@ -4,7 +4,7 @@ weights are ``$CATDOG_WEIGHTS`` or the newest ``output/*/best`` (train first, or
 checkpoint folder). Locally, ``catdog-demo`` serves the same page (README: "Demo page")."""
 import os
 
-from paddle_catdog.launch import quiet_process
+from paddle_catdog.process import quiet_process
 from paddle_catdog.checkpoint import find_default_weights
 from paddle_catdog.demo.app import build_app
 from paddle_catdog.demo.service import MAX_UPLOAD_BYTES, DemoService

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from _common import cpu_count, emit, seconds_per_call
+from _common import cpu_count, emit, seconds_per_call, str_list
 
 import numpy as np
 import paddle
@@ -101,6 +101,8 @@ def main() -> None:
     parser.add_argument("--folder", default=None, help="also time predict_paths over images here "
                         "(a folder or a data root with train/ val/)")
     parser.add_argument("--limit", type=int, default=256, help="images used from --folder")
+    parser.add_argument("--models", default="resnet18-w64,default,efficientnet-lite0",
+                        help="which of the three models to measure (comma-separated labels)")
     parser.add_argument("--whole-process", action="store_true",
                         help="also time whole commands (run_predict.py per engine, torch_predict.py) over "
                              "--limit photos of --folder, each --repeats times")
@@ -118,6 +120,8 @@ def main() -> None:
         paths = [p for p, _ in find_samples(val or train).samples[:args.limit]]
     common = {"threads": threads, "quick": args.quick}
     for label, cfg in model_configs(args.quick):
+        if label not in str_list(args.models):
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             weights = write_checkpoint(cfg, Path(tmp) / "ckpt")
             engines = (["dygraph", "inference"] + (["inference-bf16"] if fast_bf16() else [])

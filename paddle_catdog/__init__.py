@@ -2,10 +2,10 @@
 
 The layers, each importing only from the ones below it::
 
-    launch  cli                           entry points (run_train.py, catdog-*), the one error path
+    launch  launch_predict  cli  entry    entry points (run_train.py, catdog-*), the one error path
     train/  predict/  evaluate  explain   what a user asks for
     data/  models/  checkpoint  weights  metrics  runlog
-    config  transforms  runtime  files  distributed  plots  cpu  torchfile  static_graph
+    config  transforms  runtime  files  distributed  plots  cpu  torchfile  static_graph  process
 
 Import the parts you need, e.g. ``from paddle_catdog.config import TrainConfig`` and
 ``from paddle_catdog.train import fit``.

@@ -1,56 +1,30 @@
 """The entry points: ``run_train.py`` and ``run_predict.py`` at the top of the repository, the
-console scripts ``catdog-train``, ``-predict``, ``-evaluate``, ``-export`` and ``-data``, and
-``python -m paddle_catdog COMMAND``. Each parses its command line, calls the package, and turns
-every expected failure into one ``error:`` line on stderr and exit code 2 (``_run``)."""
+console scripts ``catdog-train``, ``-predict``, ``-evaluate``, ``-export``, ``-data`` and ``-demo``,
+and ``python -m paddle_catdog COMMAND``. Each parses its command line, calls the package, and turns
+every expected failure into one ``error:`` line on stderr and exit code 2 (``entry.run_command``;
+prediction's command lives there, so it can start without loading the others)."""
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from typing import Callable, Optional, Sequence
 
 from . import evaluate as evaluation
-from .checkpoint import CheckpointError
 from .config import add_config_arguments, config_from_args
 from .data import download
-from .data.layouts import DataError
 from .demo import command as demonstration
-from .predict import command as prediction
+from .entry import EXPECTED, predict_main, run_command
 from .predict import export as exporting
-from .runtime import command_logging, setup_logging
+from .runtime import setup_logging
 from .train import fit, prepare_config
 from .train.loop import TrainingError
 
-# What a user can cause (a bad path, option or file) rather than a bug: one line, no traceback.
-EXPECTED = (DataError, CheckpointError, TrainingError, ValueError, OSError)
-
-
-def _terminated(signum: int, frame) -> None:
-    raise KeyboardInterrupt  # SIGTERM (kill, Slurm, Kubernetes) takes Ctrl-C's path
+__all__ = ["main", "train_main", "predict_main", "evaluate_main", "export_main", "data_main", "demo_main"]
 
 
 def _run(command: Callable[[], int], interrupted: str = "interrupted") -> int:
-    """The one error path of every command; ``interrupted`` is what Ctrl-C (or SIGTERM, how
-    schedulers stop a job) prints. Both unwind the command like an exception, so the last
-    checkpoint stays whole, data loader workers are shut down and the output lock is released;
-    without this handler SIGTERM would end Paddle in a C++ abort with its workers orphaned."""
-    previous = signal.getsignal(signal.SIGTERM)
-    main_thread = threading.current_thread() is threading.main_thread()
-    if main_thread:  # signal handlers can only be set there
-        signal.signal(signal.SIGTERM, _terminated)
-    try:
-        with command_logging():
-            return command()
-    except EXPECTED as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(interrupted, file=sys.stderr)
-        return 130
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+    """``entry.run_command``, with the trainer's errors among the expected ones."""
+    return run_command(command, interrupted, EXPECTED + (TrainingError,))
 
 
 def build_train_parser() -> argparse.ArgumentParser:
@@ -90,16 +64,6 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     return _run(train, interrupted="interrupted: the last finished epoch is in the 'last' "
                                    "checkpoint; continue with --resume")
-
-
-def predict_main(argv: Optional[Sequence[str]] = None) -> int:
-    # A file name that is not UTF-8 reaches Python with surrogates in it; print it back as its
-    # original bytes (as ls does) instead of failing on the first such name.
-    for stream in (sys.stdout, sys.stderr):
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="surrogateescape")
-    args = prediction.build_parser().parse_args(argv)
-    return _run(lambda: prediction.predict(args))
 
 
 def evaluate_main(argv: Optional[Sequence[str]] = None) -> int:

@@ -11,10 +11,10 @@ PACKAGE = ROOT / "paddle_catdog"
 # Lowest first; a module may import from its own layer (without a cycle) or the ones below.
 LAYERS = [
     {"paddle_catdog", "cpu", "config", "transforms", "imagesize", "runtime", "files", "distributed", "plots",
-     "torchfile", "static_graph"},
+     "torchfile", "static_graph", "process"},
     {"data", "models", "checkpoint", "metrics", "runlog", "weights"},
-    {"train", "predict", "evaluate", "explain", "basics", "demo"},
-    {"cli", "launch", "__main__"},
+    {"train", "predict", "evaluate", "explain", "basics", "basics_brief", "basics_figures", "demo"},
+    {"cli", "entry", "launch", "launch_predict", "__main__"},
 ]
 
 

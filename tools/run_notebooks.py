@@ -1,6 +1,9 @@
-"""A development tool: run and clean the notebooks in notebooks/ (needs the notebooks extra:
-pip install -e ".[notebooks]").
+"""A development tool: run, check and clean the notebooks in notebooks/ (needs the notebooks
+extra: pip install -e ".[notebooks]").
 
+    # regenerate the committed, executed notebooks (what a learner sees on GitHub and AI Studio)
+    python tools/run_notebooks.py run notebooks/*.ipynb -p DATA_DIR=../shared/data/dogs-vs-cats --in-place
+    python tools/run_notebooks.py check notebooks/*.ipynb      # every code cell ran, in order, no error
     python tools/run_notebooks.py run notebooks/*.ipynb -p DATA_DIR=../shared/data/dogs-vs-cats \
         -p FIGURES_DIR=docs/img --out-dir /tmp/executed
     python tools/run_notebooks.py strip notebooks/*.ipynb
@@ -9,15 +12,18 @@ pip install -e ".[notebooks]").
 given with ``-p`` go into a new cell right after the cell tagged ``parameters``, and the first
 failing cell stops it with that cell's error. The kernel is "python3" as ipykernel provides it
 for the Python running this command (no ``ipykernel install`` step needed), started in the
-notebook's own folder as Jupyter does. The tests use the same functions.
+notebook's own folder as Jupyter does. With ``--in-place`` the executed notebook replaces the
+source only when every cell succeeded, and path parameters are written relative to the notebook's
+folder (the committed notebooks name no machine's paths). The tests use the same functions.
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import nbformat
 from nbclient import NotebookClient
@@ -71,6 +77,32 @@ def strip_outputs(nb):
     return nb
 
 
+# Executed notebooks are committed: keep them small enough to read on GitHub and AI Studio.
+MAX_NOTEBOOK_BYTES = 4_000_000
+MAX_OUTPUT_BYTES = 400_000
+
+
+def execution_problems(nb) -> List[str]:
+    """What makes ``nb`` not a clean top-to-bottom run: a code cell that did not run, execution
+    counts out of order (1, 2, 3, ... in cell order), an error output, an oversized output."""
+    problems = []
+    code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    for n, (i, cell) in enumerate(code, start=1):
+        if cell.execution_count != n:
+            problems.append(f"cell {i}: execution count {cell.execution_count}, expected {n} "
+                            "(every code cell runs once, top to bottom)")
+        for out in cell.outputs:
+            if out.get("output_type") == "error":
+                problems.append(f"cell {i}: error output {out.get('ename')}: {out.get('evalue', '')[:200]}")
+            size = len(nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(outputs=[out])])))
+            if size > MAX_OUTPUT_BYTES:
+                problems.append(f"cell {i}: an output of {size:,} bytes (at most {MAX_OUTPUT_BYTES:,})")
+    size = len(nbformat.writes(nb).encode())
+    if size > MAX_NOTEBOOK_BYTES:
+        problems.append(f"the notebook is {size:,} bytes (at most {MAX_NOTEBOOK_BYTES:,})")
+    return problems
+
+
 def has_outputs(nb) -> bool:
     return any(c.cell_type == "code" and (c.outputs or c.execution_count is not None) for c in nb.cells)
 
@@ -98,7 +130,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     run.add_argument("notebooks", nargs="+", type=Path)
     run.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE")
     run.add_argument("--out-dir", type=Path, default=None, help="write the executed notebooks here")
+    run.add_argument("--in-place", action="store_true",
+                     help="replace each notebook by its executed copy (only when every cell succeeded)")
     run.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
+    check = sub.add_parser("check", help="check that notebooks are executed top to bottom without errors")
+    check.add_argument("notebooks", nargs="+", type=Path)
     strip = sub.add_parser("strip", help="remove outputs in place (before committing)")
     strip.add_argument("notebooks", nargs="+", type=Path)
     args = parser.parse_args(argv)
@@ -106,20 +142,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for path in args.notebooks:
             nbformat.write(strip_outputs(nbformat.read(str(path), as_version=4)), str(path))
         return 0
+    if args.command == "check":
+        problems = [f"{path}: {p}" for path in args.notebooks
+                    for p in execution_problems(nbformat.read(str(path), as_version=4))]
+        print("\n".join(problems) or "ok: every code cell ran, in order, without an error")
+        return 1 if problems else 0
     try:
         parameters = dict(parse_parameter(p, Path.cwd()) for p in args.parameter)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for path in args.notebooks:
-        out = args.out_dir / path.name if args.out_dir else None
+    return run_all(args.notebooks, parameters, args.timeout, args.out_dir, args.in_place)
+
+
+def run_all(paths: Sequence[Path], parameters: Dict[str, Any], timeout: int, out_dir: Optional[Path],
+            in_place: bool) -> int:
+    for path in paths:
+        out = out_dir / path.name if out_dir else None
+        values = parameters
+        if in_place:  # paths relative to the notebook, which runs in its own folder
+            values = {k: os.path.relpath(v, path.parent.resolve()) if k in PATH_PARAMETERS and isinstance(v, str)
+                      else v for k, v in parameters.items()}
         print(f"running {path} ...", flush=True)
         try:
-            execute_notebook(path, parameters, args.timeout, out)
+            nb = execute_notebook(path, values, timeout, out)
         except CellExecutionError as e:
             print(f"error: {path}: a cell failed:\n{e}", file=sys.stderr)
             return 1
-        print(f"ok {path}" + (f" -> {out}" if out else ""), flush=True)
+        if in_place:
+            nbformat.write(nb, str(path))
+        print(f"ok {path}" + (f" -> {out}" if out else "") + (" (in place)" if in_place else ""), flush=True)
     return 0
 
 
