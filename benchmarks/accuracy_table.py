@@ -1,4 +1,4 @@
-"""Same time budget, different models: the README's results table.
+"""Same time budget, different models: the results table of docs/en/recipe.md.
 
 Trains each row with ``--time-budget`` minutes on the given data and prints one JSON line per
 row, then a Markdown table. Rows run one after another (never two trainings at once on 2 cores).

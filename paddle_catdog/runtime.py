@@ -51,7 +51,7 @@ def choose_device(device: str = "auto") -> str:
     has_gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
     if device == "gpu" and not has_gpu:
         raise ValueError("--device gpu: this Paddle build has no CUDA or no GPU is visible "
-                         "(install paddlepaddle-gpu, see README)")
+                         "(install paddlepaddle-gpu, see docs/en/gpu.md)")
     return "gpu" if device == "gpu" or (device == "auto" and has_gpu) else "cpu"
 
 

@@ -116,7 +116,7 @@ def read_weights_file(path: Path) -> Dict[str, np.ndarray]:
     if path.is_dir():
         path = ckpt.resolve_checkpoint(path) / ckpt.WEIGHTS
     if not path.is_file():
-        raise PretrainedError(f"--pretrained: no such file {path} (a name from the README or a "
+        raise PretrainedError(f"--pretrained: no such file {path} (a name from docs/en/transfer.md or a "
                               f"{FORMATS} file)")
     suffix = path.suffix.lower()
     try:
@@ -128,7 +128,7 @@ def read_weights_file(path: Path) -> Dict[str, np.ndarray]:
         if suffix in (".pth", ".pt"):
             return torch_weights(path)
         if suffix in (".pdparams", ".pdmodel"):
-            state = paddle.load(str(path))  # a pickle: README says to load only trusted files
+            state = paddle.load(str(path))  # a pickle: load only trusted files (docs/en/checkpoints.md)
             return {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v) for k, v in state.items()}
     except (ckpt.CheckpointError, PretrainedError):
         raise

@@ -6,7 +6,7 @@ competes with the training math).
 The memory is bounded: ``--cache-mb`` (default 2,048). The first photos decoded give the mean size,
 from which the whole set's is projected; a set projected (or found) to exceed the bound is not
 cached, and the loader decodes every epoch as before. 8,000 Kaggle photos at 128 px training size
-take ~790 MB (README).
+take ~790 MB (docs/en/recipe.md).
 """
 from __future__ import annotations
 

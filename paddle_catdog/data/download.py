@@ -33,7 +33,7 @@ TIMEOUT = 30.0  # seconds without an answer before a connection counts as dead
 
 def manual_hint(dest: str) -> str:
     return (f"offline? download {PETIMAGES_URL} (or train.zip from {KAGGLE_PAGE}) elsewhere and "
-            f"unpack it into {dest}/ (README: Data)")
+            f"unpack it into {dest}/ (docs/en/data.md)")
 
 
 def _total_size(response, offset: int) -> Optional[int]:

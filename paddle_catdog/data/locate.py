@@ -99,7 +99,7 @@ def check_given(path: Path, origin: str) -> None:
         present = classes_with_images(path)
     except (DataError, OSError) as e:
         raise DataError(f"{origin} ({path}) holds no images in a layout this project reads: {e} "
-                        "(see README: Data)") from e
+                        "(see docs/en/data.md)") from e
     if len(present) < 2:
         inner = path / present[0] if present else None
         hint = f"; did you mean {inner}?" if inner is not None and usable(inner) else ""
@@ -127,7 +127,7 @@ def missing_data_message(tried: Sequence[Path]) -> str:
             f"{KAGGLE_PAGE}; on AI Studio attach a cats-vs-dogs data set (its zip under "
             f"{AISTUDIO_DATA}/data<ID>/ is unpacked beside it). "
             "Layouts read: cat.N.jpg/dog.N.jpg names, one folder per class, or a list file "
-            "(README: Data); at least 2 classes. Looked in: " + ", ".join(str(p) for p in tried))
+            "(docs/en/data.md); at least 2 classes. Looked in: " + ", ".join(str(p) for p in tried))
 
 
 def find_data_dir(data_dir: Optional[str] = None, candidates: Optional[Sequence[Path]] = None) -> Path:

@@ -16,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", default=None, help="training checkpoint or exported model "
                         f"folder (default: the newest best/ under {DEFAULT_OUTPUT}/)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 "
-                        "exposes the page to your network (README: do it deliberately)")
+                        "exposes the page to your network (docs/en/deploy.md: do it deliberately)")
     parser.add_argument("--port", type=int, default=7860, help="port to listen on")
     parser.add_argument("--share", action="store_true", help="also make a temporary public "
                         "gradio.live link (off by default)")
