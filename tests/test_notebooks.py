@@ -25,13 +25,16 @@ FIGURES = ("curves.png", "confusion_matrix.png", "gradcam.jpg")
 
 
 def test_notebook_02_writes_the_model_and_the_loop_out():
-    """The learner reads (and can change) the CNN class and the training loop, not only calls."""
+    """The learner reads (and can change) the CNN class and the training loop, not only calls;
+    then the same class trains with paddle.Model and, registered in the model factory, with fit."""
     nb = nbformat.read(str(NOTEBOOKS / "02_train.ipynb"), as_version=4)
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     for piece in ("class SimpleCNN(nn.Layer)", "def __init__", "def forward", "loss.backward()",
-                  "opt.step()", "opt.clear_grad()", "LOOP_EPOCHS", "fit(cfg)"):
+                  "opt.step()", "opt.clear_grad()", "LOOP_EPOCHS", "fit(cfg)", "paddle.Model(hapi_net)",
+                  "paddle.metric.Accuracy()", 'register_model("simple_cnn"', "fit(simple_cfg)"):
         assert piece in code, piece
-    assert code.index("loss.backward()") < code.index("fit(cfg)"), "the hand-written loop comes first"
+    order = [code.index(p) for p in ("loss.backward()", "paddle.Model(", "fit(simple_cfg)", "fit(cfg)")]
+    assert order == sorted(order), "the hand-written loop, paddle.Model, fit on SimpleCNN, then fit(cfg)"
 
 
 def test_committed_notebooks_are_stripped_and_parameterised():
@@ -89,11 +92,19 @@ def check_what_the_notebooks_show(executed: Path) -> None:
     assert accuracy, train[-2000:]
     correct = float(accuracy[1]) * int(accuracy[2])  # printed to 3 places: a whole number of photos
     assert int(accuracy[2]) in (16, 100) and abs(correct - round(correct)) <= int(accuracy[2]) * 5e-4 + 1e-9
-    side_by_side = re.findall(r"^(from scratch|ImageNet features) +([\d.]+) +([\d.]+)$", train, re.M)
+    side_by_side = re.findall(r"^(?:\S+ )?(from scratch|ImageNet features) +([\d.]+) +([\d.]+)$", train, re.M)
     assert [row[0] for row in side_by_side] == ["from scratch", "ImageNet features"], train[-2000:]
+    # the same SimpleCNN three ways, same epochs: each row an accuracy in [0, 1] and seconds
+    three = re.findall(r"^(?:\S+ )?(hand-written loop|paddle\.Model|fit) +([\d.]+) +([\d.]+)$", train, re.M)
+    assert [row[0] for row in three] == ["hand-written loop", "paddle.Model", "fit"], train[-3000:]
+    assert all(0 <= float(acc) <= 1 and float(seconds) > 0 for _, acc, seconds in three), three
+    assert three[0][1] == f"{float(accuracy[1]):.3f}", "the loop's row is the accuracy printed above"
+    for shown in ("Paddle version: ", "plan: ", "TTA average", "by hand "):  # version, plan table, 6.3-6.4
+        assert shown in train, shown
     predict = output_text(executed / "03_predict_and_explain.ipynb")
     for step in ("Compose([Decode", "batch paddle.Size([1, 3,", "logits: paddle.Size([1, 2])",
-                 "probabilities:", "(class ", "the five steps agree with Predictor"):
+                 "probabilities:", "(class ", "the five steps agree with Predictor",
+                 "Paddle version: ", "the formulas by hand agree with grad_cam"):
         assert step in predict, step
 
 
