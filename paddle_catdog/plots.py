@@ -73,9 +73,10 @@ def _finish(fig: Figure, path: Optional[PathLike]) -> Figure:
 
 
 def plot_confusion_matrix(cm: np.ndarray, classes: Sequence[str], path: Optional[PathLike] = None,
-                          title: str = "Confusion matrix") -> Figure:
+                          title: str = "Confusion matrix", xlabel: str = "predicted",
+                          ylabel: str = "true") -> Figure:
     """Counts in each cell, rows = true class, columns = predicted; colour = row fraction, so a
-    small class's errors are as visible as a large one's."""
+    small class's errors are as visible as a large one's. The texts may be bilingual (``zh_en``)."""
     cm = np.asarray(cm)
     rows = np.maximum(cm.sum(axis=1, keepdims=True), 1)
     size = 2.2 + 0.9 * len(classes)
@@ -84,8 +85,8 @@ def plot_confusion_matrix(cm: np.ndarray, classes: Sequence[str], path: Optional
     ticks = np.arange(len(classes))
     ax.set_xticks(ticks, labels=list(classes))
     ax.set_yticks(ticks, labels=list(classes))
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
             frac = cm[i, j] / rows[i, 0]
@@ -95,23 +96,34 @@ def plot_confusion_matrix(cm: np.ndarray, classes: Sequence[str], path: Optional
     return _finish(fig, path)
 
 
-def plot_curves(history: Sequence[Mapping[str, float]], path: Optional[PathLike] = None) -> Figure:
+# The texts of ``plot_curves``; notebooks replace them with bilingual ones (``zh_en``).
+CURVE_LABELS = {"loss": "cross-entropy of the true class", "acc": "accuracy",
+                "lr": "learning rate (end of epoch)", "epoch": "epoch", "train": "train", "val": "val"}
+
+
+def plot_curves(history: Sequence[Mapping[str, float]], path: Optional[PathLike] = None,
+                labels: Optional[Mapping[str, str]] = None) -> Figure:
     """Loss, accuracy and learning rate per epoch from ``history.jsonl`` rows. Both losses are the
     cross-entropy of the true class without label smoothing (training's smoothed objective is
-    ``train_objective``); train is over augmented photos in train mode, val flip-averaged."""
+    ``train_objective``); train is over augmented photos in train mode, val flip-averaged.
+    ``labels`` replaces any of the texts of ``CURVE_LABELS`` (an unknown key raises ValueError)."""
+    unknown = sorted(set(labels or {}) - set(CURVE_LABELS))
+    if unknown:
+        raise ValueError(f"unknown curve labels {unknown}; known: {sorted(CURVE_LABELS)}")
+    text = {**CURVE_LABELS, **(labels or {})}
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     epochs = [r["epoch"] for r in history]
     for ax, key in zip(axes[:2], ("loss", "acc")):
         for split, style in (("train", "-o"), ("val", "-s")):
             values = [r.get(f"{split}_{key}", np.nan) for r in history]
-            ax.plot(epochs, values, style, label=split, markersize=4)
-        ax.set_title("accuracy" if key == "acc" else "cross-entropy of the true class")
-        ax.set_xlabel("epoch")
+            ax.plot(epochs, values, style, label=text[split], markersize=4)
+        ax.set_title(text[key])
+        ax.set_xlabel(text["epoch"])
         ax.grid(alpha=0.3)
         ax.legend()
     axes[2].plot(epochs, [r.get("lr", np.nan) for r in history], "-o", markersize=4)
-    axes[2].set_title("learning rate (end of epoch)")
-    axes[2].set_xlabel("epoch")
+    axes[2].set_title(text["lr"])
+    axes[2].set_xlabel(text["epoch"])
     axes[2].grid(alpha=0.3)
     if not history:
         for ax in axes:
@@ -156,14 +168,16 @@ def _grouped_bars(ax, table: Mapping[str, Mapping[str, float]], fmt: str) -> Non
     ax.set_xticks(x + width * (len(series) - 1) / 2, labels=groups)
 
 
-def plot_class_balance(counts: Mapping[str, Mapping[str, int]], path: Optional[PathLike] = None) -> Figure:
-    """Bars of images per class for each split, e.g. ``{"train": {"cat": 4000, ...}, "val": ...}``."""
+def plot_class_balance(counts: Mapping[str, Mapping[str, int]], path: Optional[PathLike] = None,
+                       title: str = "class balance", ylabel: str = "images") -> Figure:
+    """Bars of images per class for each split, e.g. ``{"train": {"cat": 4000, ...}, "val": ...}``
+    (the split names label the bars)."""
     classes = list(next(iter(counts.values()))) if counts else []
     fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(classes), 3.2))
     _grouped_bars(ax, {c: {split: counts[split].get(c, 0) for split in counts} for c in classes}, "%g")
-    ax.set_ylabel("images")
+    ax.set_ylabel(ylabel)
     ax.legend()
-    ax.set_title("class balance")
+    ax.set_title(title)
     return _finish(fig, path)
 
 
@@ -201,58 +215,17 @@ def feature_map_grid(maps: Dict[str, np.ndarray], n_channels: int = 8,
     return _finish(fig, path)
 
 
-def plot_shift_change(changes: Mapping[int, Sequence[float]], shifts: Sequence[int],
-                      path: Optional[PathLike] = None) -> Figure:
-    """Relative change of the feature maps against the shift, one line per pooling size, from
-    ``basics.shift_change``: the lower the line, the less a small move of the photo matters."""
-    fig, ax = plt.subplots(figsize=(5.2, 3.4))
-    for k, values in changes.items():
-        label = "no pooling" if k == 1 else f"{k}x{k} max pooling"
-        ax.plot(list(shifts), list(values), "-o", label=label)
-    ax.set_xticks(list(shifts))
-    ax.set_xlabel("shift (pixels)")
-    ax.set_ylabel("relative change of the features")
-    ax.set_ylim(bottom=0)
-    ax.set_title("Pooling absorbs small shifts")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return _finish(fig, path)
-
-
 def plot_accuracy_bars(results: Mapping[str, Mapping[str, float]], path: Optional[PathLike] = None,
-                       title: str = "Train vs validation accuracy") -> Figure:
+                       title: str = "Train vs validation accuracy", ylabel: str = "accuracy") -> Figure:
     """Grouped bars, e.g. ``{"MLP": {"train": 0.98, "val": 0.57}, "CNN": {...}}``: the gap
     between a model's two bars is how much it overfits."""
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(results), 3.4))
     _grouped_bars(ax, results, "%.2f")
     ax.axhline(0.5, color="gray", lw=0.8, ls=":")  # chance for two balanced classes
     ax.set_ylim(0, 1.08)
-    ax.set_ylabel("accuracy")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(loc="lower right")
-    return _finish(fig, path)
-
-
-def plot_depth_comparison(grad_norms: Mapping[str, np.ndarray], losses: Mapping[str, Sequence[float]],
-                          path: Optional[PathLike] = None, smooth: int = 5) -> Figure:
-    """Left: gradient norm per layer (log scale) at initialisation; right: training loss per
-    batch (moving average over ``smooth`` batches), for a plain stack and a residual one."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
-    for name, norms in grad_norms.items():
-        left.semilogy(np.arange(1, len(norms) + 1), norms, "-o", markersize=3, label=name)
-    left.set_xlabel("layer (1 = nearest the input)")
-    left.set_ylabel("gradient norm of the conv weight")
-    left.set_title("Gradient per layer at initialisation")
-    for name, values in losses.items():
-        v = np.asarray(values, np.float64)
-        k = max(1, min(smooth, len(v)))
-        right.plot(np.convolve(v, np.ones(k) / k, mode="valid"), label=name)
-    right.set_xlabel("batch")
-    right.set_ylabel(f"training loss (mean of {smooth} batches)")
-    right.set_title("Training loss")
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-        ax.legend()
     return _finish(fig, path)
 
 
@@ -271,5 +244,5 @@ def close_all() -> None:
 
 
 __all__ = ["plot_confusion_matrix", "plot_curves", "show_images", "plot_class_balance",
-           "plot_activations", "feature_map_grid", "plot_shift_change", "plot_accuracy_bars",
-           "plot_depth_comparison", "overlay_heatmap", "close_all"]
+           "plot_activations", "feature_map_grid", "plot_accuracy_bars",
+           "overlay_heatmap", "close_all", "use_cjk_font", "cjk_font_in_use", "zh_en", "CJK_FONTS", "CURVE_LABELS"]

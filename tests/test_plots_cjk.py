@@ -36,3 +36,16 @@ def test_a_cjk_font_draws_chinese_without_missing_glyphs(fresh_rc):
         warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font(s)"
         fig.canvas.draw()
     plt.close(fig)
+
+
+def test_figure_texts_can_be_replaced_by_bilingual_ones(fresh_rc):
+    history = [{"epoch": 1, "train_loss": 0.7, "val_loss": 0.6, "train_acc": 0.5, "val_acc": 0.6, "lr": 1e-3},
+               {"epoch": 2, "train_loss": 0.5, "val_loss": 0.5, "train_acc": 0.7, "val_acc": 0.7, "lr": 5e-4}]
+    fig = plots.plot_curves(history, labels={"acc": "准确率 · accuracy", "epoch": "轮 · epoch"})
+    assert [ax.get_title() for ax in fig.axes][:2] == ["cross-entropy of the true class", "准确率 · accuracy"]
+    assert fig.axes[0].get_xlabel() == "轮 · epoch"
+    with pytest.raises(ValueError, match="unknown curve labels"):
+        plots.plot_curves(history, labels={"accuracy": "x"})
+    fig = plots.plot_confusion_matrix([[3, 1], [0, 4]], ["cat", "dog"], xlabel="预测类别 · predicted")
+    assert fig.axes[0].get_xlabel() == "预测类别 · predicted" and fig.axes[0].get_ylabel() == "true"
+    plt.close("all")
