@@ -1,6 +1,6 @@
 """The notebooks execute top to bottom (nbclient) with tiny settings, on generated images and, when
 CATDOG_DATA is set, on the real photos, and show what they teach (the hand-written loop's loss, the
-prediction steps agreeing with Predictor); they are committed without outputs; and every markdown
+prediction steps agreeing with Predictor); they are committed executed (every code cell run once, in order, without an error; 01 also runs with no data set); and every markdown
 cell holds both languages, Chinese first, then English."""
 import math
 import re
@@ -16,8 +16,8 @@ pytest.importorskip("nbclient", reason="pip install -r requirements-notebooks.tx
 pytest.importorskip("ipykernel", reason="pip install -r requirements-notebooks.txt")
 
 run_notebooks = load_tool("run_notebooks")
-PARAMETERS_TAG, execute_notebook, has_outputs = (run_notebooks.PARAMETERS_TAG, run_notebooks.execute_notebook,
-                                                 run_notebooks.has_outputs)
+PARAMETERS_TAG, INJECTED_TAG = run_notebooks.PARAMETERS_TAG, run_notebooks.INJECTED_TAG
+execute_notebook, execution_problems = run_notebooks.execute_notebook, run_notebooks.execution_problems
 
 NOTEBOOKS = ROOT / "notebooks"
 NAMES = ["01_cnn_basics.ipynb", "02_train.ipynb", "03_predict_and_explain.ipynb"]
@@ -37,14 +37,57 @@ def test_notebook_02_writes_the_model_and_the_loop_out():
     assert order == sorted(order), "the hand-written loop, paddle.Model, fit on SimpleCNN, then fit(cfg)"
 
 
-def test_committed_notebooks_are_stripped_and_parameterised():
+def test_committed_notebooks_are_executed_top_to_bottom():
+    """What a learner opens on GitHub or AI Studio already holds the results of a real run: every
+    code cell ran once, in order, without an error (python tools/run_notebooks.py run
+    notebooks/*.ipynb -p DATA_DIR=../shared/data/dogs-vs-cats --in-place)."""
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == NAMES
     for name in NAMES:
         nb = nbformat.read(str(NOTEBOOKS / name), as_version=4)
-        assert not has_outputs(nb), f"{name} has outputs: python tools/run_notebooks.py strip notebooks/*.ipynb"
+        problems = execution_problems(nb)
+        assert not problems, f"{name}:\n" + "\n".join(problems)
         tagged = [c for c in nb.cells if PARAMETERS_TAG in c.metadata.get("tags", [])]
         assert len(tagged) == 1 and "DATA_DIR = None" in tagged[0].source, name
         assert nb.cells.index(tagged[0]) <= 1, f"{name}: the parameters cell must come first"
+        injected = [c.source for c in nb.cells if INJECTED_TAG in c.metadata.get("tags", [])]
+        assert all("/work/" not in s and "/tmp/" not in s and "/home/" not in s for s in injected), \
+            f"{name}: the committed parameters name a machine's path: {injected}"
+        pngs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+        assert len(pngs) >= 3, f"{name}: the executed notebook shows {len(pngs)} figures"
+
+
+def _notebook(*cells):
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", execution_count=n, outputs=outs)
+                                           for n, outs in cells])
+
+
+def test_the_execution_check_finds_each_problem():
+    ok = _notebook((1, []), (2, [nbformat.v4.new_output("stream", name="stdout", text="hi\n")]))
+    assert execution_problems(ok) == []
+    assert "expected 2" in execution_problems(_notebook((1, []), (None, [])))[0]  # a cell never ran
+    assert len(execution_problems(_notebook((2, []), (1, [])))) == 2  # run out of order
+    error = nbformat.v4.new_output("error", ename="ValueError", evalue="boom", traceback=[])
+    assert "ValueError: boom" in execution_problems(_notebook((1, [error])))[0]
+    big = nbformat.v4.new_output("stream", name="stdout", text="x" * (run_notebooks.MAX_OUTPUT_BYTES + 1))
+    assert "bytes" in execution_problems(_notebook((1, [big])))[0]
+
+
+def test_notebook_01_runs_in_an_empty_folder_without_the_data_set(tmp_path, monkeypatch):
+    """A learner who downloads only 01 and has no photos runs it top to bottom: the mechanics run
+    on a photo a package ships, and the parts that need the data set say so and skip."""
+    monkeypatch.delenv("CATDOG_DATA", raising=False)
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    copy = folder / "01_cnn_basics.ipynb"
+    copy.write_bytes((NOTEBOOKS / "01_cnn_basics.ipynb").read_bytes())
+    nb = execute_notebook(copy, {}, timeout=600)
+    assert execution_problems(nb) == []
+    pngs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert len(pngs) >= 5, f"only {len(pngs)} figures without the data set"
+    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert text.count("skipped: no data set") >= 6 and "skipped: no checkpoint" in text, \
+        "each part that needs the photos (or 02's checkpoint) says in one line that it skips"
+    assert sorted(p.name for p in folder.iterdir()) == ["01_cnn_basics.ipynb"], "01 wrote files beside itself"
 
 
 def run_all(data_dir: Path, tmp: Path, **tiny) -> Path:

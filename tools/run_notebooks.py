@@ -13,8 +13,9 @@ given with ``-p`` go into a new cell right after the cell tagged ``parameters``,
 failing cell stops it with that cell's error. The kernel is "python3" as ipykernel provides it
 for the Python running this command (no ``ipykernel install`` step needed), started in the
 notebook's own folder as Jupyter does. With ``--in-place`` the executed notebook replaces the
-source only when every cell succeeded, and path parameters are written relative to the notebook's
-folder (the committed notebooks name no machine's paths). The tests use the same functions.
+source only when every cell succeeded, ``DATA_DIR`` reaches the kernel as ``CATDOG_DATA`` (no
+injected cell: the committed notebooks keep ``DATA_DIR = None``), and other path parameters are
+written relative to the notebook's folder (the committed notebooks name no machine's paths). The tests use the same functions.
 """
 from __future__ import annotations
 
@@ -163,6 +164,11 @@ def run_all(paths: Sequence[Path], parameters: Dict[str, Any], timeout: int, out
         if in_place:  # paths relative to the notebook, which runs in its own folder
             values = {k: os.path.relpath(v, path.parent.resolve()) if k in PATH_PARAMETERS and isinstance(v, str)
                       else v for k, v in parameters.items()}
+            # The data set goes in as CATDOG_DATA, which the notebooks read when DATA_DIR is None,
+            # not as an injected cell: the committed notebook keeps DATA_DIR = None, so a learner
+            # without this machine's folders runs it unchanged.
+            if "DATA_DIR" in values:
+                os.environ["CATDOG_DATA"] = str(values.pop("DATA_DIR"))
         print(f"running {path} ...", flush=True)
         try:
             nb = execute_notebook(path, values, timeout, out)
