@@ -39,6 +39,7 @@ def test_a_cjk_font_draws_chinese_without_missing_glyphs(fresh_rc):
 
 
 def test_figure_texts_can_be_replaced_by_bilingual_ones(fresh_rc):
+    plots.use_cjk_font()  # where none is installed, matplotlib only warns about the glyphs
     history = [{"epoch": 1, "train_loss": 0.7, "val_loss": 0.6, "train_acc": 0.5, "val_acc": 0.6, "lr": 1e-3},
                {"epoch": 2, "train_loss": 0.5, "val_loss": 0.5, "train_acc": 0.7, "val_acc": 0.7, "lr": 5e-4}]
     fig = plots.plot_curves(history, labels={"acc": "准确率 · accuracy", "epoch": "轮 · epoch"})
