@@ -4,7 +4,6 @@ experiments (pooling against shifts, plain against residual stacks). The numbers
 ``basics`` and ``basics_brief``; nothing here computes a result."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 import matplotlib.pyplot as plt
@@ -12,17 +11,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
-from .plots import PathLike, zh_en
+from .plots import PathLike, finish_figure, zh_en
 
 _BOX = dict(boxstyle="round,pad=0.02,rounding_size=0.04", linewidth=1.2)
-
-
-def _finish(fig: Figure, path: Optional[PathLike]) -> Figure:
-    fig.tight_layout()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(str(path), dpi=110)
-    return fig
 
 
 def _box(ax, x: float, y: float, text: str, colour: str, w: float = 0.56, h: float = 0.1) -> None:
@@ -77,7 +68,7 @@ def draw_residual_block(path: Optional[PathLike] = None) -> Figure:
         ax.axis("off")
         _block(ax, residual)
         ax.set_title(title)
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 def draw_receptive_fields(photo: np.ndarray, rows: Sequence[Mapping], center: Optional[Sequence[int]] = None,
@@ -101,7 +92,7 @@ def draw_receptive_fields(photo: np.ndarray, rows: Sequence[Mapping], center: Op
     ax.axis("off")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     ax.set_title(zh_en("每一层的感受野", "Receptive field of each layer"), fontsize=10)
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_shift_change(changes: Mapping[int, Sequence[float]], shifts: Sequence[int],
@@ -119,7 +110,7 @@ def plot_shift_change(changes: Mapping[int, Sequence[float]], shifts: Sequence[i
     ax.set_title(zh_en("池化吸收小的平移", "Pooling absorbs small shifts"))
     ax.grid(alpha=0.3)
     ax.legend()
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_depth_comparison(grad_norms: Mapping[str, np.ndarray], losses: Mapping[str, Sequence[float]],
@@ -143,4 +134,4 @@ def plot_depth_comparison(grad_norms: Mapping[str, np.ndarray], losses: Mapping[
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend()
-    return _finish(fig, path)
+    return finish_figure(fig, path)

@@ -64,7 +64,8 @@ def zh_en(zh: str, en: str) -> str:
     return f"{zh} · {en}" if cjk_font_in_use() else en
 
 
-def _finish(fig: Figure, path: Optional[PathLike]) -> Figure:
+def finish_figure(fig: Figure, path: Optional[PathLike]) -> Figure:
+    """Lay the figure out and, given ``path``, also write it as a PNG (110 dpi)."""
     fig.tight_layout()
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +94,7 @@ def plot_confusion_matrix(cm: np.ndarray, classes: Sequence[str], path: Optional
             ax.text(j, i, f"{cm[i, j]}\n{frac:.1%}", ha="center", va="center",
                     color="white" if frac > 0.5 else "black")
     ax.set_title(title)
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 # The texts of ``plot_curves``; notebooks replace them with bilingual ones (``zh_en``).
@@ -128,7 +129,7 @@ def plot_curves(history: Sequence[Mapping[str, float]], path: Optional[PathLike]
     if not history:
         for ax in axes:
             ax.text(0.5, 0.5, "no history.jsonl rows", ha="center", transform=ax.transAxes)
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 def show_images(images: Sequence[np.ndarray], titles: Optional[Sequence[str]] = None,
@@ -152,7 +153,7 @@ def show_images(images: Sequence[np.ndarray], titles: Optional[Sequence[str]] = 
                 ax.set_title(titles[i], fontsize=9)
     if suptitle:
         fig.suptitle(suptitle)
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 def _grouped_bars(ax, table: Mapping[str, Mapping[str, float]], fmt: str) -> None:
@@ -178,7 +179,7 @@ def plot_class_balance(counts: Mapping[str, Mapping[str, int]], path: Optional[P
     ax.set_ylabel(ylabel)
     ax.legend()
     ax.set_title(title)
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_activations(curves: Mapping[str, Tuple[np.ndarray, np.ndarray, np.ndarray]],
@@ -198,7 +199,7 @@ def plot_activations(curves: Mapping[str, Tuple[np.ndarray, np.ndarray, np.ndarr
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 def feature_map_grid(maps: Dict[str, np.ndarray], n_channels: int = 8,
@@ -212,7 +213,7 @@ def feature_map_grid(maps: Dict[str, np.ndarray], n_channels: int = 8,
             if c < fmap.shape[0]:
                 ax.imshow(fmap[c], cmap="viridis")
         row[0].set_title(f"{name} {tuple(fmap.shape)}", fontsize=8, loc="left")
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_accuracy_bars(results: Mapping[str, Mapping[str, float]], path: Optional[PathLike] = None,
@@ -226,7 +227,7 @@ def plot_accuracy_bars(results: Mapping[str, Mapping[str, float]], path: Optiona
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(loc="lower right")
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
@@ -245,4 +246,4 @@ def close_all() -> None:
 
 __all__ = ["plot_confusion_matrix", "plot_curves", "show_images", "plot_class_balance",
            "plot_activations", "feature_map_grid", "plot_accuracy_bars",
-           "overlay_heatmap", "close_all", "use_cjk_font", "cjk_font_in_use", "zh_en", "CJK_FONTS", "CURVE_LABELS"]
+           "overlay_heatmap", "close_all", "finish_figure", "use_cjk_font", "cjk_font_in_use", "zh_en", "CJK_FONTS", "CURVE_LABELS"]
