@@ -9,6 +9,7 @@ falls back to the English alone where there is none (never a row of boxes).
 """
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
@@ -239,6 +240,24 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45)
     return np.clip(image.astype(np.float32) * (1 - alpha) + colored * alpha, 0, 255).astype(np.uint8)
 
 
+class JpegFigure:
+    """A finished figure as JPEG bytes, shown by Jupyter through ``_repr_jpeg_`` (no IPython
+    import needed): a figure of photos takes 5-10x less room in an executed notebook than as PNG.
+    The figure is closed, so the inline backend does not show it a second time as PNG."""
+
+    def __init__(self, fig: Figure, quality: int = 85) -> None:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="jpeg", pil_kwargs={"quality": quality}, bbox_inches="tight")
+        plt.close(fig)
+        self.data = buffer.getvalue()
+
+    def _repr_jpeg_(self) -> bytes:
+        return self.data
+
+    def __repr__(self) -> str:  # the text/plain stand-in a notebook stores beside the picture
+        return f"<JPEG figure, {len(self.data) // 1024} KB>"
+
+
 def close_all() -> None:
     """Free figures (the evaluation command and long notebooks make many)."""
     plt.close("all")
@@ -246,4 +265,4 @@ def close_all() -> None:
 
 __all__ = ["plot_confusion_matrix", "plot_curves", "show_images", "plot_class_balance",
            "plot_activations", "feature_map_grid", "plot_accuracy_bars",
-           "overlay_heatmap", "close_all", "finish_figure", "use_cjk_font", "cjk_font_in_use", "zh_en", "CJK_FONTS", "CURVE_LABELS"]
+           "overlay_heatmap", "close_all", "finish_figure", "JpegFigure", "use_cjk_font", "cjk_font_in_use", "zh_en", "CJK_FONTS", "CURVE_LABELS"]

@@ -50,3 +50,19 @@ def test_figure_texts_can_be_replaced_by_bilingual_ones(fresh_rc):
     fig = plots.plot_confusion_matrix([[3, 1], [0, 4]], ["cat", "dog"], xlabel="预测类别 · predicted")
     assert fig.axes[0].get_xlabel() == "预测类别 · predicted" and fig.axes[0].get_ylabel() == "true"
     plt.close("all")
+
+
+def test_a_figure_of_photos_is_shown_as_a_smaller_jpeg(fresh_rc):
+    import io
+
+    import numpy as np
+    rng = np.random.default_rng(0)
+    photos = [rng.integers(0, 256, (96, 96, 3), dtype=np.uint8) for _ in range(3)]
+    png = io.BytesIO()
+    plots.show_images(photos, ncol=3).savefig(png, format="png", bbox_inches="tight")
+    fig = plots.show_images(photos, ncol=3)
+    jpeg = plots.JpegFigure(fig)
+    assert jpeg._repr_jpeg_()[:3] == b"\xff\xd8\xff"  # a JPEG
+    assert len(jpeg.data) < len(png.getvalue()) / 2
+    assert not plt.fignum_exists(fig.number), "closed: the inline backend must not show it again"
+    plt.close("all")
