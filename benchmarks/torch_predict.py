@@ -34,11 +34,9 @@ import torch
 from safetensors.numpy import load_file
 
 from paddle_catdog.config import TrainConfig
+from paddle_catdog.data.layouts import IMAGE_EXTENSIONS
 from paddle_catdog.transforms import build_transform, read_bytes
 from torch_twin import ResNet18
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-
 
 def torch_state(weights: Dict[str, np.ndarray]) -> Dict[str, torch.Tensor]:
     """Paddle's ResNet state dict under PyTorch's names: BatchNorm's ``_mean``/``_variance`` are
@@ -71,7 +69,7 @@ def image_paths(inputs: Sequence[str]) -> List[str]:
     paths: List[str] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            paths += sorted(str(p) for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            paths += sorted(str(p) for p in item.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         else:
             paths.append(str(item))
     return paths

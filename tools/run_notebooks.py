@@ -104,10 +104,6 @@ def execution_problems(nb) -> List[str]:
     return problems
 
 
-def has_outputs(nb) -> bool:
-    return any(c.cell_type == "code" and (c.outputs or c.execution_count is not None) for c in nb.cells)
-
-
 def parse_parameter(text: str, cwd: Path) -> tuple:
     """``NAME=VALUE``: VALUE as a Python literal (3, 0.5, None, True, 'x') or else a string;
     path parameters become absolute."""
