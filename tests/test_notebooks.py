@@ -118,8 +118,17 @@ def run_all(data_dir: Path, tmp: Path, **tiny) -> Path:
 def output_text(path: Path) -> str:
     """The printed output (streams and plain-text results) of an executed notebook."""
     nb = nbformat.read(str(path), as_version=4)
-    return "\n".join(o.get("text", "") or o.get("data", {}).get("text/plain", "")
-                     for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    return "\n".join(_cell_text(c) for c in nb.cells if c.cell_type == "code")
+
+
+def _cell_text(cell) -> str:
+    """A cell's stdout as one text (the kernel may send one printed line in several stream
+    messages, e.g. when stderr interleaves), then its plain-text results."""
+    stdout = "".join(o.get("text", "") for o in cell.outputs
+                     if o.get("output_type") == "stream" and o.get("name") == "stdout")
+    rest = [o.get("text", "") or o.get("data", {}).get("text/plain", "") for o in cell.outputs
+            if not (o.get("output_type") == "stream" and o.get("name") == "stdout")]
+    return "\n".join([stdout] + rest)
 
 
 def check_what_the_notebooks_show(executed: Path) -> None:
