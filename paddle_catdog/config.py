@@ -93,8 +93,8 @@ class TrainConfig:
                             "epoch); the last with --tta's flip, earlier ones on the plain images "
                             "(half the cost). Early checkpoints are never the best, and evaluations "
                             "cost time the budget can spend on training")
-    eval_crop_ratio: float = _opt(0.875, "evaluation resizes the short side to size/ratio, then "
-                                  "center-crops size")
+    eval_crop_ratio: float = _opt(0.875, "evaluation sees the central square of side ratio x the "
+                                  "short side, resized to size (224 from 256 is 0.875)")
     # --- optimisation -----------------------------------------------------------------------
     epochs: Optional[int] = _opt(None, "number of epochs (the schedule's length); unset: the time "
                                  "budget decides (or 20 epochs with --time-budget 0)")

@@ -104,21 +104,25 @@ def to_rgb_uint8(img: np.ndarray) -> np.ndarray:
         return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
     if img.shape[2] == 1:
         return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB)
-    return np.ascontiguousarray(img[:, :, ::-1])  # BGR -> RGB
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)  # the same pixels as img[:, :, ::-1], 4-10x faster
 
 
-class ResizeShort:
-    """Resize so the shorter side is ``size``, keeping the aspect ratio."""
+class CenterCropResize:
+    """The central square of side ``ratio`` x the short side, resized to ``size`` x ``size``:
+    the same view as resizing the short side to ``size / ratio`` and center-cropping ``size``
+    (what most ImageNet recipes do; 224 from 256 is ratio 0.875), with the crop taken first so
+    the resize reads and writes fewer pixels (0.43 -> 0.3 ms for a 200 x 200 photo to 128)."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
+    def __init__(self, size: int, ratio: float = 0.875) -> None:
+        self.size, self.ratio = size, ratio
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
         h, w = img.shape[:2]
-        scale = self.size / min(h, w)
-        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        return cv2.resize(img, (nw, nh), interpolation=interp)
+        side = max(1, round(min(h, w) * self.ratio))
+        top, left = (h - side) // 2, (w - side) // 2
+        img = img[top:top + side, left:left + side]
+        interp = cv2.INTER_AREA if side > self.size else cv2.INTER_LINEAR
+        return cv2.resize(img, (self.size, self.size), interpolation=interp)
 
 
 class CenterCrop:
@@ -238,9 +242,7 @@ def build_transform(cfg, train: bool, decode: bool = True) -> Compose:
         ops = [RandomResizedCrop(size, scale=(cfg.crop_scale_min, 1.0)), HFlip(0.5),
                RandomRotate(cfg.rotate_degrees), ColorJitter(cfg.jitter, cfg.jitter)]
     else:
-        # Resize the short side to size / crop_ratio, keep the central size x size: what most
-        # ImageNet recipes do (224 from 256 is crop_ratio 0.875).
-        ops = [ResizeShort(round(size / cfg.eval_crop_ratio)), CenterCrop(size)]
+        ops = [CenterCropResize(size, cfg.eval_crop_ratio)]
     decoder = [Decode(cfg.max_image_pixels)] if decode else []
     return Compose(decoder + ops + [Normalize(*NORMALIZATIONS[cfg.normalize])])
 

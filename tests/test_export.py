@@ -139,6 +139,16 @@ def test_cache_is_reused_then_refreshed_when_weights_change(tmp_path, images):
     assert np.abs(after - want).max() < 1e-4 and np.abs(after - before).max() > 1e-4
 
 
+def test_cache_with_an_older_preprocess_description_is_rewritten(tmp_path):
+    best = make_checkpoint(tmp_path / "best", "cnn", 32, seed=1)
+    cache = ensure_exported(best)
+    meta = json.loads((cache / EXPORT_META).read_text())
+    meta["preprocess"] = {"resize_short": 37, "center_crop": 32}  # what releases before 2026-11-30 wrote
+    (cache / EXPORT_META).write_text(json.dumps(meta))
+    assert ensure_exported(best) == cache
+    assert json.loads((cache / EXPORT_META).read_text())["preprocess"]["resize"] == 32
+
+
 def test_predict_paths_keeps_order_around_bad_files(tmp_path, images):
     best = make_checkpoint(tmp_path / "best", "cnn", 32)
     bad = tmp_path / "bad.jpg"
@@ -223,7 +233,7 @@ def test_onnx_export_and_onnxruntime_match_paddle_inference(tmp_path, images):
     assert code == 0, stderr
     assert (out / "model.onnx").is_file() and "model.onnx" in stdout
     meta = json.loads((out / EXPORT_META).read_text())
-    assert meta["preprocess"]["center_crop"] == 32 and len(meta["preprocess"]["mean"]) == 3
+    assert meta["preprocess"]["resize"] == 32 and len(meta["preprocess"]["mean"]) == 3
     paddle_fp32 = InferencePredictor(str(out), "cpu", precision="fp32")
     onnx = load_predictor(str(out), "onnxruntime")
     for batch_size in (1, 4):  # the batch size is free in the ONNX graph too

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from paddle_catdog.config import TrainConfig
-from paddle_catdog.transforms import (IMAGENET_MEAN, IMAGENET_STD, CenterCrop, ColorJitter, Decode,
-                                      HFlip, ImageDecodeError, Normalize, RandomResizedCrop,
-                                      RandomRotate, ResizeShort, build_transform)
+from paddle_catdog.transforms import (IMAGENET_MEAN, IMAGENET_STD, CenterCrop, CenterCropResize,
+                                      ColorJitter, Decode, HFlip, ImageDecodeError, Normalize,
+                                      RandomResizedCrop, RandomRotate, build_transform)
 
 
 def encode(img: np.ndarray, ext: str = ".png") -> bytes:
@@ -23,6 +23,14 @@ def test_decode_converts_bgr_to_rgb():
     rgb = Decode()(encode(bgr))
     assert rgb.shape == (8, 8, 3) and rgb.dtype == np.uint8
     assert (rgb[..., 0] == 255).all() and (rgb[..., 2] == 0).all()
+
+
+def test_decode_swaps_every_pixel_exactly():
+    """The channel swap (cv2.cvtColor) gives the same pixels as reversing the channel axis."""
+    bgr = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    rgb = Decode()(encode(bgr))
+    assert rgb.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(rgb, bgr[:, :, ::-1])
 
 
 def test_decode_grayscale_rgba_and_16bit_become_rgb():
@@ -51,11 +59,22 @@ def test_non_ascii_path_reads(tmp_path):
     assert Decode()(read_bytes(str(path))).shape == (9, 9, 3)
 
 
-def test_resize_short_keeps_aspect():
-    out = ResizeShort(50)(np.zeros((100, 200, 3), np.uint8))
-    assert out.shape == (50, 100, 3)
-    out = ResizeShort(64)(np.zeros((40, 30, 3), np.uint8))
-    assert out.shape[1] == 64 and abs(out.shape[0] - 85) <= 1
+def test_center_crop_resize_is_the_resize_short_then_crop_view():
+    """The crop taken first sees the same part of the photo as resizing the short side to
+    size / ratio and cropping the middle (the ImageNet recipe): on a smooth picture the two
+    agree to a grey level or two, for a square, a landscape and a portrait photo, shrinking
+    and enlarging."""
+    for h, w, size in [(200, 200, 128), (150, 300, 64), (300, 120, 96), (40, 30, 64)]:
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        img = np.stack([xx / w * 255, yy / h * 255, (xx + yy) / (h + w) * 255], -1).astype(np.uint8)
+        out = CenterCropResize(size, 0.875)(img)
+        assert out.shape == (size, size, 3)
+        short = round(size / 0.875)
+        scale = short / min(h, w)
+        big = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_LINEAR)
+        top, left = (big.shape[0] - size) // 2, (big.shape[1] - size) // 2
+        reference = big[top:top + size, left:left + size]
+        assert np.abs(out.astype(int) - reference).mean() < 2.5, (h, w, size)
 
 
 def test_center_crop_takes_the_middle():

@@ -72,10 +72,11 @@ def fingerprint(checkpoint: Path) -> Dict[str, str]:
 
 def preprocess_numbers(cfg: TrainConfig) -> Dict[str, Any]:
     """What build_transform(cfg, train=False) does, in numbers, for a runtime without Python
-    (ONNX Runtime on a phone): resize the short side, center-crop, RGB / 255, minus mean, over std."""
+    (ONNX Runtime on a phone): take the central square of side center_crop_ratio x the short side,
+    resize it to resize x resize (area interpolation when shrinking), RGB / 255, minus mean, over
+    std."""
     mean, std = NORMALIZATIONS[cfg.normalize]
-    size = eval_size(cfg)
-    return {"resize_short": round(size / cfg.eval_crop_ratio), "center_crop": size,
+    return {"center_crop_ratio": cfg.eval_crop_ratio, "resize": eval_size(cfg),
             "mean": list(mean), "std": list(std), "color": "RGB", "scale": "1/255"}
 
 
@@ -128,10 +129,11 @@ def _cache_is_current(cache: Path, checkpoint: Path) -> bool:
     if not is_exported(cache):
         return False
     try:
-        _, _, meta = read_export_meta(cache)
+        cfg, _, meta = read_export_meta(cache)
     except ckpt.CheckpointError:
         return False
-    return meta.get("source") == fingerprint(checkpoint)
+    # an export written by an older release describes its preprocessing in other words: rewrite it
+    return meta.get("source") == fingerprint(checkpoint) and meta.get("preprocess") == preprocess_numbers(cfg)
 
 
 def ensure_exported(weights: Path) -> Path:
