@@ -10,6 +10,10 @@ would, measured in one invocation:
   "patchify" convolution to the same quarter-size map, forward and weight gradient. (A ResNet-18
   with the patchify stem trained 1.3-1.6x faster but scored lower at the same budget: the
   ablation in docs/en/recipe.md; the stem was dropped.)
+- ``slices``: a 3x3 stride-1 convolution as nine shifted slices of the padded input, stacked
+  into columns for one GEMM over the batch (no ``F.unfold``), against ``F.conv2d``, forward and
+  backward, on the maps of ResNet-18's stages. Tried for the larger maps, where the unfold GEMM
+  loses; it lost more (benchmarks/README.md), and is not in the package.
 - ``net``: training images/s of ResNet-18 (the project's ``train_one_epoch``: forward, loss,
   backward, AdamW) with the GEMM path on and off; rounds alternate.
 
@@ -90,6 +94,28 @@ def stem_figures(sizes, width: int, batch: int, repeats: int, quick: bool) -> No
             emit("stem", input_size=size, stem=name, ms=round(ms, 2), quick=quick)
 
 
+def slices_conv2d(x: paddle.Tensor, w: paddle.Tensor) -> paddle.Tensor:
+    """``F.conv2d(x, w, padding=1)`` for a 3x3 kernel as nine shifted slices and one GEMM."""
+    n, c, h, wd = x.shape
+    padded = F.pad(x, [1, 1, 1, 1])
+    cols = paddle.stack([padded[:, :, i:i + h, j:j + wd] for i in range(3) for j in range(3)], axis=2)
+    cols = cols.transpose([0, 3, 4, 1, 2]).reshape([n * h * wd, c * 9])  # (N H W, C 3 3)
+    y = paddle.matmul(cols, w.reshape([w.shape[0], c * 9]), transpose_y=True)
+    return y.reshape([n, h, wd, w.shape[0]]).transpose([0, 3, 1, 2])
+
+
+def slices_figures(width: int, batch: int, repeats: int, quick: bool) -> None:
+    for channels, side in [(width, 32), (width * 2, 16), (width * 4, 8)][:1 if quick else 3]:
+        x = paddle.randn([batch, channels, side, side])
+        w = paddle.randn([channels, channels, 3, 3]) * 0.05
+        x.stop_gradient = w.stop_gradient = False
+        diff = float((slices_conv2d(x, w) - F.conv2d(x, w, padding=1)).abs().max())
+        a = timed(lambda: F.conv2d(x, w, padding=1).mean().backward(), repeats)
+        b = timed(lambda: slices_conv2d(x, w).mean().backward(), repeats)
+        emit("slices", channels=channels, side=side, native_ms=round(a, 2), slices_ms=round(b, 2),
+             slices_over_native=round(b / a, 2), max_difference=round(diff, 6), quick=quick)
+
+
 def net_speed(size: int, gemm: bool, width: int, batch: int, steps: int) -> float:
     saved = layers.GEMM_MAX_POSITIONS, layers.GEMM_MAX_POSITIONS_STRIDE1
     if not gemm:
@@ -121,7 +147,8 @@ def net_figures(sizes, width: int, batch: int, steps: int, rounds: int, quick: b
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", type=str_list, default="conv,stem,net", help="which figures")
+    parser.add_argument("--only", type=str_list, default="conv,stem,net",
+                        help="which figures: conv, stem, net, slices")
     parser.add_argument("--sizes", type=int_list, default="64,128", help="input sizes in pixels")
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--batch", type=int, default=64)
@@ -137,6 +164,8 @@ def main() -> None:
         conv_figures(args.sizes, args.width, args.batch, args.repeats, args.quick)
     if "stem" in args.only:
         stem_figures(args.sizes, args.width, args.batch, args.repeats, args.quick)
+    if "slices" in args.only:
+        slices_figures(args.width, args.batch, args.repeats, args.quick)
     if "net" in args.only:
         net_figures(args.sizes, args.width, args.batch, args.steps, args.rounds, args.quick)
 

@@ -77,6 +77,26 @@ def test_center_crop_resize_is_the_resize_short_then_crop_view():
         assert np.abs(out.astype(int) - reference).mean() < 2.5, (h, w, size)
 
 
+def test_center_crop_resize_keeps_only_the_central_square():
+    """Paint everything outside the central square (ratio x short side) red: no red may reach
+    the output, and the square's own colour fills it, for landscape and portrait photos."""
+    for h, w in [(200, 300), (300, 200), (160, 160)]:
+        img = np.zeros((h, w, 3), np.uint8)
+        img[..., 0] = 255
+        side = round(min(h, w) * 0.875)
+        top, left = (h - side) // 2, (w - side) // 2
+        img[top:top + side, left:left + side] = (0, 200, 0)
+        out = CenterCropResize(64, 0.875)(img)
+        assert out.shape == (64, 64, 3)
+        assert (out[..., 0] == 0).all() and (out[..., 1] == 200).all(), (h, w)
+
+
+def test_center_crop_resize_handles_tiny_and_thin_images():
+    for shape in [(1, 1, 3), (1, 500, 3), (500, 1, 3), (2, 3, 3), (7, 9)]:
+        out = CenterCropResize(32, 0.875)(np.full(shape, 77, np.uint8))
+        assert out.shape == (32, 32) + shape[2:] and (out == 77).all(), shape
+
+
 def test_center_crop_takes_the_middle():
     img = np.arange(10 * 10).reshape(10, 10, 1).repeat(3, 2).astype(np.uint8)
     out = CenterCrop(4)(img)

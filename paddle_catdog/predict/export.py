@@ -15,7 +15,8 @@ Paddle Inference reads the graph and weights in C++, and ``export.json`` is plai
 
 ``ensure_exported(checkpoint)`` keeps an export cached beside the checkpoint folder
 (``output/best`` -> ``output/best.inference/``; never inside it, which belongs to the training run)
-and redoes it only when the checkpoint's weights, its meta.json or the Paddle version changed.
+and redoes it only when the checkpoint's weights, its meta.json or the Paddle version changed, or
+when the cache describes its preprocessing in other words than this release does.
 """
 from __future__ import annotations
 
