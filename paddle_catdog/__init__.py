@@ -1,4 +1,4 @@
-"""paddle_catdog: a small PaddlePaddle image classifier (plain CNN and ResNet-18/34/50).
+"""paddle_catdog: a small PaddlePaddle image classifier (plain CNN, ResNet-10/18/34/50).
 
 The layers, each importing only from the ones below it::
 

@@ -44,7 +44,7 @@ class TrainConfig:
                                  "can declare 30,000 x 30,000): training lists it in skipped.txt, "
                                  "prediction names it")
     # --- model ------------------------------------------------------------------------------
-    model: str = _opt("resnet18", "model name: cnn, resnet18, resnet34, resnet50, efficientnet_lite0")
+    model: str = _opt("resnet18", "model name: cnn, resnet10, resnet18, resnet34, resnet50, efficientnet_lite0")
     width: int = _opt(32, "ResNet base width (64 is the paper's network; 32 trains several times "
                       "faster on CPU with little loss at this data size: docs/en/recipe.md); 0 keeps 64")
     pooling: str = _opt("max", "cnn only: pooling after each conv block (max, avg, l2)")

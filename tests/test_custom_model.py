@@ -99,7 +99,7 @@ def test_an_unknown_name_lists_the_valid_ones(kaggle_root, tmp_path):
     for name in [*BUILTIN_MODELS, "tiny_net"]:
         assert name in str(e.value)
     assert "register_model" in str(e.value)
-    with pytest.raises(ValueError, match="unknown model 'vgg16'; valid models: cnn, resnet18"):
+    with pytest.raises(ValueError, match="unknown model 'vgg16'; valid models: cnn, resnet10, resnet18"):
         fit(tiny_config(kaggle_root, tmp_path / "out", model="vgg16"))
     assert not (tmp_path / "out" / "best").exists()
 

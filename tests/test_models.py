@@ -7,7 +7,7 @@ import pytest
 from paddle_catdog.models import ACTIVATIONS, MODELS, POOLINGS, create_model
 from paddle_catdog.models.cnn import L2Pool2D
 
-CASES = [("resnet18", {}), ("resnet34", {"width": 16}), ("resnet50", {"width": 16}),
+CASES = [("resnet10", {"width": 16}), ("resnet18", {}), ("resnet34", {"width": 16}), ("resnet50", {"width": 16}),
          ("resnet18", {"width": 16, "dropout": 0.2})]
 CASES += [("cnn", {"pooling": p}) for p in POOLINGS]
 CASES += [("cnn", {"activation": a, "channels": (8, 16)}) for a in ACTIVATIONS]
@@ -45,6 +45,15 @@ def test_resnet_matches_paddle_vision(name):
     ours_sd = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
     theirs_sd = {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
     assert ours_sd == theirs_sd  # same names and shapes: paddle.vision weights load directly
+
+
+def test_resnet10_is_resnet18_with_one_block_per_stage():
+    r10, r18 = create_model("resnet10", width=16), create_model("resnet18", width=16)
+    for stage in ("layer1", "layer2", "layer3", "layer4"):
+        assert len(getattr(r10, stage)) == 1 and len(getattr(r18, stage)) == 2
+    keys10, keys18 = set(r10.state_dict()), set(r18.state_dict())
+    assert keys10 < keys18  # its blocks are ResNet-18's first block of each stage, same names
+    assert not any(k.startswith(f"layer{i}.1.") for k in keys10 for i in range(1, 5))
 
 
 def test_paddle_vision_weights_give_same_outputs():

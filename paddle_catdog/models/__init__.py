@@ -12,10 +12,11 @@ from paddle import nn
 
 from .cnn import ACTIVATIONS, POOLINGS, SimpleCNN, cnn
 from .efficientnet import EfficientNetLite, efficientnet_lite0
-from .resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
+from .resnet import BasicBlock, Bottleneck, ResNet, resnet10, resnet18, resnet34, resnet50
 
 MODELS: Dict[str, Callable[..., nn.Layer]] = {
     "cnn": cnn,
+    "resnet10": resnet10,
     "resnet18": resnet18,
     "resnet34": resnet34,
     "resnet50": resnet50,
@@ -86,5 +87,5 @@ def register_model(name: str, builder: Callable[..., nn.Layer]) -> None:
 
 
 __all__ = ["MODELS", "BUILTIN_MODELS", "create_model", "register_model", "Probabilities", "PooledFeatures", "SimpleCNN", "ResNet", "BasicBlock", "Bottleneck",
-           "POOLINGS", "ACTIVATIONS", "cnn", "resnet18", "resnet34", "resnet50",
+           "POOLINGS", "ACTIVATIONS", "cnn", "resnet10", "resnet18", "resnet34", "resnet50",
            "EfficientNetLite", "efficientnet_lite0"]
