@@ -119,8 +119,7 @@ class CenterCropResize:
     def __call__(self, img: np.ndarray) -> np.ndarray:
         h, w = img.shape[:2]
         side = max(1, round(min(h, w) * self.ratio))
-        top, left = (h - side) // 2, (w - side) // 2
-        img = img[top:top + side, left:left + side]
+        img = CenterCrop(side)(img)
         interp = cv2.INTER_AREA if side > self.size else cv2.INTER_LINEAR
         return cv2.resize(img, (self.size, self.size), interpolation=interp)
 

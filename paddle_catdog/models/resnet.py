@@ -144,8 +144,8 @@ class ResNet(PooledLinearHead, nn.Layer):
 
 def resnet10(num_classes: int = 2, **options) -> ResNet:
     """ResNet-18 with one basic block per stage instead of two: the same stem, widths and head, a
-    little over half the convolution work. On a 2-core CPU under a time budget it trains about
-    1.5x the epochs of ResNet-18 and, at 8,000 photos, learns more from them (the ablation in
+    little over half the convolution work. On a 2-core CPU under a time budget it trains 1.6-1.8x
+    the epochs of ResNet-18 and, at 8,000 photos, learns more from them (the ablation in
     benchmarks/README.md). No ImageNet weights are published for it."""
     return ResNet(BasicBlock, [1, 1, 1, 1], num_classes, **options)
 
