@@ -74,6 +74,7 @@ def measure(predictor: BasePredictor, size: int, batch: int, iters: int) -> floa
 
 HERE = Path(__file__).resolve().parent
 TORCH = importlib.util.find_spec("torch") is not None  # benchmarks/requirements.txt
+TWINS = ("resnet10", "resnet18")  # the networks torch_twin.py has twins of (importing it loads torch)
 
 
 def torch_ms_per_image(weights: Path, batches: List[int], iters: List[int], threads: int) -> Dict[int, float]:
@@ -127,7 +128,7 @@ def main() -> None:
             weights = write_checkpoint(cfg, Path(tmp) / "ckpt")
             engines = (["dygraph", "inference"] + (["inference-bf16"] if fast_bf16() else [])
                        + (["onnxruntime"] if importlib.util.find_spec("onnxruntime") else [])
-                       + (["pytorch-eager"] if TORCH and cfg.model == "resnet18" else []))
+                       + (["pytorch-eager"] if TORCH and cfg.model in TWINS else []))
             ms: Dict[Tuple[str, int], float] = {}
             for engine in engines:
                 shape = {"model": label, "arch": cfg.model, "width": cfg.width, "image_size": cfg.image_size,

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Training images/s of the same ResNet-18 and step in Paddle (this project) and PyTorch eager, on
+"""Training images/s of the same ResNet and step in Paddle (this project) and PyTorch eager, on
 the CPU, measured in the same invocation, with their ratio.
 
-The Paddle side is the project's own: ``create_model`` (ResNet-18, width 32 or 64, dropout 0.1,
+The Paddle side is the project's own: ``create_model`` (ResNet-10 or -18, width 32 or 64, dropout 0.1,
 zero-initialized residuals), ``build_optimizer`` (AdamW, lr 3e-3, weight decay 0.05 on >1-D
 parameters) and ``train_one_epoch`` (forward, cross-entropy with label smoothing 0.1, backward,
 step), in two variants: ``paddle`` as the package runs it (MKL's AVX2 path forced on non-Intel
@@ -14,6 +14,7 @@ round, so the ratios come from one invocation on one host. Needs ``pip install -
 benchmarks/requirements.txt`` (PyTorch's CPU wheel).
 
     python benchmarks/bench_vs_torch.py                      # width 32 and 64, 64 and 128 px, ~6 min
+    python benchmarks/bench_vs_torch.py --models resnet10,resnet18 --widths 32
     python benchmarks/bench_vs_torch.py --widths 32 --sizes 64 --rounds 3
     python benchmarks/bench_vs_torch.py --quick              # smoke test: figures mean nothing
 """
@@ -42,8 +43,8 @@ def paddle_child(spec: dict) -> dict:
 
     setup_device("cpu", spec["threads"])
     seed_everything(0)
-    cfg = TrainConfig(model="resnet18", width=spec["width"], batch_size=spec["batch"])
-    model = create_model("resnet18", num_classes=2, **cfg.model_options())
+    cfg = TrainConfig(model=spec["model"], width=spec["width"], batch_size=spec["batch"])
+    model = create_model(spec["model"], num_classes=2, **cfg.model_options())
     optimizer, scheduler = build_optimizer(cfg, model, spec["warmup"] + spec["steps"], epochs=1)
     batch = [(paddle.randn([spec["batch"], 3, spec["size"], spec["size"]]),
               paddle.randint(0, 2, [spec["batch"]]))]
@@ -55,11 +56,11 @@ def paddle_child(spec: dict) -> dict:
 def torch_child(spec: dict) -> dict:
     import torch
     import torch.nn.functional as F
-    from torch_twin import ResNet18
+    from torch_twin import twin
 
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
-    model = ResNet18(2, width=spec["width"], dropout=0.1, zero_init_residual=True)
+    model = twin(spec["model"], num_classes=2, width=spec["width"], dropout=0.1, zero_init_residual=True)
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05},
@@ -101,7 +102,8 @@ def measure(variant: str, spec: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--widths", type=int_list, default="32,64", help="ResNet-18 widths")
+    parser.add_argument("--models", type=str_list, default="resnet18", help="resnet10 and/or resnet18")
+    parser.add_argument("--widths", type=int_list, default="32,64", help="network widths")
     parser.add_argument("--sizes", type=int_list, default="64,128", help="input sizes in pixels")
     parser.add_argument("--variants", type=str_list, default=",".join(VARIANTS))
     parser.add_argument("--batch", type=int, default=64)
@@ -118,8 +120,8 @@ def main() -> None:
     if args.quick:
         args.widths, args.sizes, args.batch, args.steps, args.warmup, args.rounds = [8], [32], 8, 1, 1, 1
     rows = []
-    for width, size in ((w, sz) for w in args.widths for sz in args.sizes):
-        spec = dict(width=width, size=size, batch=args.batch, steps=args.steps,
+    for name, width, size in ((m, w, sz) for m in args.models for w in args.widths for sz in args.sizes):
+        spec = dict(model=name, width=width, size=size, batch=args.batch, steps=args.steps,
                     warmup=args.warmup, threads=cpu_count())
         got = {v: [] for v in args.variants}
         for _ in range(args.rounds):
@@ -128,15 +130,15 @@ def main() -> None:
                 emit("vs_torch", variant=variant, **spec, quick=args.quick, **out)
                 if "images_per_s" in out:
                     got[variant].append(out["images_per_s"])
-        rows.append((width, size, {v: statistics.median(x) if x else None for v, x in got.items()}))
+        rows.append((name, width, size, {v: statistics.median(x) if x else None for v, x in got.items()}))
     others = [v for v in args.variants if v != "torch"]
-    print("\n| ResNet-18 width | size | " + " | ".join(f"{v} img/s" for v in args.variants)
+    print("\n| model | width | size | " + " | ".join(f"{v} img/s" for v in args.variants)
           + "".join(f" | {v} / torch" for v in others) + " |")
-    print("|" + "---|" * (2 + len(args.variants) + len(others)))
-    for width, size, med in rows:
+    print("|" + "---|" * (3 + len(args.variants) + len(others)))
+    for name, width, size, med in rows:
         cells = [f"{med[v]:.1f}" if med[v] else "error" for v in args.variants]
         ratios = [f"{med[v] / med['torch']:.2f}" if med.get("torch") and med[v] else "-" for v in others]
-        print(f"| {width} | {size} | " + " | ".join(cells) + "".join(f" | {r}" for r in ratios) + " |")
+        print(f"| {name} | {width} | {size} | " + " | ".join(cells) + "".join(f" | {r}" for r in ratios) + " |")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """The outside reference for bench_predict.py: the same prediction in PyTorch eager.
 
-It reads a paddle_catdog checkpoint of the default network (ResNet-18, any width) into the PyTorch
-twin (``torch_twin.ResNet18``), preprocesses with the package's own ``build_transform(cfg,
+It reads a paddle_catdog checkpoint of a basic-block ResNet (resnet10 or resnet18, any width) into
+its PyTorch twin (``torch_twin.twin``), preprocesses with the package's own ``build_transform(cfg,
 train=False)`` (OpenCV and numpy only: importing it does not load Paddle), decodes in threads ahead
 of the model as ``run_predict.py`` does, averages the softmax of each photo and its mirror image
 when the checkpoint's config says ``tta``, and prints one JSON line per photo (path, label,
@@ -36,7 +36,7 @@ from safetensors.numpy import load_file
 from paddle_catdog.config import TrainConfig
 from paddle_catdog.data.layouts import IMAGE_EXTENSIONS
 from paddle_catdog.transforms import build_transform, read_bytes
-from torch_twin import ResNet18
+from torch_twin import LAYERS, twin
 
 def torch_state(weights: Dict[str, np.ndarray]) -> Dict[str, torch.Tensor]:
     """Paddle's ResNet state dict under PyTorch's names: BatchNorm's ``_mean``/``_variance`` are
@@ -54,9 +54,9 @@ def torch_state(weights: Dict[str, np.ndarray]) -> Dict[str, torch.Tensor]:
 def load_twin(folder: Path) -> Tuple[torch.nn.Module, TrainConfig, List[str]]:
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     cfg = TrainConfig.from_dict(meta["config"], strict=False)
-    if meta["model"] != "resnet18":
-        sys.exit(f"torch_predict.py has a twin of resnet18 only, not {meta['model']}")
-    model = ResNet18(num_classes=len(meta["classes"]), width=cfg.width, dropout=cfg.dropout)
+    if meta["model"] not in LAYERS:
+        sys.exit(f"torch_predict.py has twins of {', '.join(LAYERS)} only, not {meta['model']}")
+    model = twin(meta["model"], num_classes=len(meta["classes"]), width=cfg.width, dropout=cfg.dropout)
     missing, unexpected = model.load_state_dict(torch_state(load_file(str(folder / "model.safetensors"))),
                                                 strict=False)
     # PyTorch's BatchNorm has a num_batches_tracked counter that Paddle's has not: nothing else may differ
@@ -110,7 +110,7 @@ def time_batches(model: torch.nn.Module, cfg: TrainConfig, batch_sizes: List[int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", required=True, help="a paddle_catdog checkpoint folder of a resnet18")
+    parser.add_argument("--weights", required=True, help="a paddle_catdog checkpoint folder of a resnet10 or resnet18")
     parser.add_argument("--img", action="append", help="an image or a folder; repeat for more")
     parser.add_argument("--time-batches", default=None, help="instead of predicting, time these batch "
                         "sizes (comma-separated) on random input at the checkpoint's image size")

@@ -1,6 +1,8 @@
-"""PyTorch twin of paddle_catdog.models.resnet.ResNet-18 for bench_vs_torch.py (BasicBlock [2,2,2,2]): 7x7/2 stem conv
-(no bias), BN, ReLU, 3x3/2 max-pool (padding 1), four stages of width w, 2w, 4w, 8w (stride 2 from
-stage 2, 1x1 conv + BN projection shortcut), global average pool, dropout, linear.
+"""PyTorch twins of paddle_catdog's basic-block ResNets for bench_vs_torch.py and torch_predict.py:
+``twin("resnet10")`` (one block per stage) and ``twin("resnet18")`` (two). 7x7/2 stem conv (no
+bias), BN, ReLU, 3x3/2 max-pool (padding 1), four stages of width w, 2w, 4w, 8w (stride 2 from
+stage 2, 1x1 conv + BN projection shortcut), global average pool, dropout, linear. The parameter
+names are the Paddle model's, so a checkpoint loads into its twin.
 zero_init_residual sets each block's last BN scale to 0, as the Paddle model does."""
 from __future__ import annotations
 
@@ -25,18 +27,23 @@ class BasicBlock(nn.Module):
         return self.relu(out + identity)
 
 
-class ResNet18(nn.Module):
-    def __init__(self, num_classes=2, width=32, dropout=0.1, zero_init_residual=True):
+# blocks per stage of each twin, as in paddle_catdog.models.resnet
+LAYERS = {"resnet10": (1, 1, 1, 1), "resnet18": (2, 2, 2, 2)}
+
+
+class ResNet(nn.Module):
+    def __init__(self, layers=LAYERS["resnet18"], num_classes=2, width=32, dropout=0.1,
+                 zero_init_residual=True):
         super().__init__()
         self.inplanes = width
         self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        self.layer1 = self._make_layer(width, 2)
-        self.layer2 = self._make_layer(width * 2, 2, 2)
-        self.layer3 = self._make_layer(width * 4, 2, 2)
-        self.layer4 = self._make_layer(width * 8, 2, 2)
+        self.layer1 = self._make_layer(width, layers[0])
+        self.layer2 = self._make_layer(width * 2, layers[1], 2)
+        self.layer3 = self._make_layer(width * 4, layers[2], 2)
+        self.layer4 = self._make_layer(width * 8, layers[3], 2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.fc = nn.Linear(width * 8, num_classes)
@@ -60,3 +67,10 @@ class ResNet18(nn.Module):
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = torch.flatten(self.avgpool(x), 1)
         return self.fc(self.dropout(x))
+
+
+def twin(name: str, **options) -> ResNet:
+    """The PyTorch twin of the package's model ``name`` (resnet10 or resnet18)."""
+    if name not in LAYERS:
+        raise ValueError(f"no PyTorch twin of {name!r}; twins: {', '.join(LAYERS)}")
+    return ResNet(LAYERS[name], **options)
