@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Prediction speed, dygraph vs Paddle Inference vs ONNX Runtime vs PyTorch eager, in the same run.
 
-For ResNet-18 (paper width 64) at 224 px, the default TrainConfig model at its size and
+For ResNet-18 (paper width 64) at 224 px, the default TrainConfig model (ResNet-10 width 32) at
+its size, ResNet-18 width 32 at the same size (the default network until 2026-11-30) and
 EfficientNet-Lite0 at 224 px (--pretrained efficientnet_lite0), prints
 ms per image at batch 1 and images/s at batch 32 for each engine (ONNX Runtime too where the
 onnx extra is installed; PyTorch eager for the ResNet-18s where benchmarks/requirements.txt is
@@ -21,6 +22,7 @@ engine, and each engine) against ``torch_predict.py``, imports and model loading
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import os
@@ -47,17 +49,19 @@ from paddle_catdog.predict.predictor import BasePredictor, Predictor
 
 
 def model_configs(quick: bool) -> List[Tuple[str, TrainConfig]]:
-    """(label, config) of the models measured: the paper's ResNet-18, the project default and the
-    transfer recipe's EfficientNet-Lite0."""
+    """(label, config) of the models measured: the paper's ResNet-18, the project default, the
+    default's ResNet-18 twin and the transfer recipe's EfficientNet-Lite0."""
     default = TrainConfig()
+    r18 = dataclasses.replace(default, model="resnet18")
     paper = TrainConfig(model="resnet18", width=64, image_size=224)
     # what --pretrained efficientnet_lite0 trains (its input size and scaling)
     lite0 = TrainConfig(model="efficientnet_lite0", image_size=224, normalize="centered")
     if quick:  # same networks, tiny inputs
         return [("resnet18-w64", TrainConfig(model="resnet18", width=64, image_size=32)),
                 ("default", TrainConfig(image_size=32)),
+                ("resnet18-w32", TrainConfig(model="resnet18", image_size=32)),
                 ("efficientnet-lite0", TrainConfig(model="efficientnet_lite0", image_size=32))]
-    return [("resnet18-w64", paper), ("default", default), ("efficientnet-lite0", lite0)]
+    return [("resnet18-w64", paper), ("default", default), ("resnet18-w32", r18), ("efficientnet-lite0", lite0)]
 
 
 def write_checkpoint(cfg: TrainConfig, folder: Path) -> Path:
@@ -103,8 +107,8 @@ def main() -> None:
     parser.add_argument("--folder", default=None, help="also time predict_paths over images here "
                         "(a folder or a data root with train/ val/)")
     parser.add_argument("--limit", type=int, default=256, help="images used from --folder")
-    parser.add_argument("--models", default="resnet18-w64,default,efficientnet-lite0",
-                        help="which of the three models to measure (comma-separated labels)")
+    parser.add_argument("--models", default="resnet18-w64,default,resnet18-w32,efficientnet-lite0",
+                        help="which of the four models to measure (comma-separated labels)")
     parser.add_argument("--whole-process", action="store_true",
                         help="also time whole commands (run_predict.py per engine, torch_predict.py) over "
                              "--limit photos of --folder, each --repeats times")

@@ -1,6 +1,6 @@
 """PyTorch twins of paddle_catdog's basic-block ResNets for bench_vs_torch.py and torch_predict.py:
-``twin("resnet10")`` (one block per stage) and ``twin("resnet18")`` (two). 7x7/2 stem conv (no
-bias), BN, ReLU, 3x3/2 max-pool (padding 1), four stages of width w, 2w, 4w, 8w (stride 2 from
+``twin("resnet10")`` (one block per stage, 3x3 stem) and ``twin("resnet18")`` (two, 7x7 stem).
+Stride-2 stem conv (no bias), BN, ReLU, 3x3/2 max-pool (padding 1), four stages of width w, 2w, 4w, 8w (stride 2 from
 stage 2, 1x1 conv + BN projection shortcut), global average pool, dropout, linear. The parameter
 names are the Paddle model's, so a checkpoint loads into its twin.
 zero_init_residual sets each block's last BN scale to 0, as the Paddle model does."""
@@ -27,16 +27,17 @@ class BasicBlock(nn.Module):
         return self.relu(out + identity)
 
 
-# blocks per stage of each twin, as in paddle_catdog.models.resnet
+# blocks per stage and stem kernel of each twin, as in paddle_catdog.models.resnet
 LAYERS = {"resnet10": (1, 1, 1, 1), "resnet18": (2, 2, 2, 2)}
+STEM_KERNEL = {"resnet10": 3, "resnet18": 7}
 
 
 class ResNet(nn.Module):
     def __init__(self, layers=LAYERS["resnet18"], num_classes=2, width=32, dropout=0.1,
-                 zero_init_residual=True):
+                 zero_init_residual=True, stem_kernel=7):
         super().__init__()
         self.inplanes = width
-        self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
+        self.conv1 = nn.Conv2d(3, width, stem_kernel, stride=2, padding=stem_kernel // 2, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
@@ -73,4 +74,4 @@ def twin(name: str, **options) -> ResNet:
     """The PyTorch twin of the package's model ``name`` (resnet10 or resnet18)."""
     if name not in LAYERS:
         raise ValueError(f"no PyTorch twin of {name!r}; twins: {', '.join(LAYERS)}")
-    return ResNet(LAYERS[name], **options)
+    return ResNet(LAYERS[name], stem_kernel=STEM_KERNEL[name], **options)

@@ -47,13 +47,18 @@ def test_resnet_matches_paddle_vision(name):
     assert ours_sd == theirs_sd  # same names and shapes: paddle.vision weights load directly
 
 
-def test_resnet10_is_resnet18_with_one_block_per_stage():
+def test_resnet10_is_resnet18_with_one_block_per_stage_and_a_3x3_stem():
     r10, r18 = create_model("resnet10", width=16), create_model("resnet18", width=16)
     for stage in ("layer1", "layer2", "layer3", "layer4"):
         assert len(getattr(r10, stage)) == 1 and len(getattr(r18, stage)) == 2
-    keys10, keys18 = set(r10.state_dict()), set(r18.state_dict())
-    assert keys10 < keys18  # its blocks are ResNet-18's first block of each stage, same names
-    assert not any(k.startswith(f"layer{i}.1.") for k in keys10 for i in range(1, 5))
+    shapes10 = {k: tuple(v.shape) for k, v in r10.state_dict().items()}
+    shapes18 = {k: tuple(v.shape) for k, v in r18.state_dict().items()}
+    assert set(shapes10) < set(shapes18)  # its blocks are ResNet-18's first block of each stage
+    assert not any(k.startswith(f"layer{i}.1.") for k in shapes10 for i in range(1, 5))
+    assert shapes10["conv1.weight"] == (16, 3, 3, 3) and shapes18["conv1.weight"] == (16, 3, 7, 7)
+    assert all(shapes10[k] == shapes18[k] for k in shapes10 if k != "conv1.weight")
+    x = paddle.randn([2, 3, 64, 64])
+    assert r10.forward_features(x).shape == r18.forward_features(x).shape == [2, 128, 2, 2]
 
 
 def test_paddle_vision_weights_give_same_outputs():

@@ -73,7 +73,7 @@ def test_wrong_width_is_one_clear_error(tmp_path):
     with pytest.raises(pt.PretrainedError, match="--width 64"):
         pt.apply_pretrained_defaults(TrainConfig(model="resnet18", pretrained="imagenet", width=32), {"width"})
     with pytest.raises(pt.PretrainedError, match="resnet18"):
-        pt.apply_pretrained_defaults(TrainConfig(model="cnn", pretrained="imagenet"), set())
+        pt.apply_pretrained_defaults(TrainConfig(model="cnn", pretrained="imagenet"), {"model"})
 
 
 def test_pretrained_defaults_yield_to_explicit_options():
@@ -81,6 +81,17 @@ def test_pretrained_defaults_yield_to_explicit_options():
     assert cfg.width == 64 and cfg.freeze_epochs == pt.PRETRAINED_DEFAULTS["freeze_epochs"]
     assert cfg.lr == 0.01 and cfg.image_size == 224
     assert pt.apply_pretrained_defaults(TrainConfig(), set()) == TrainConfig()
+
+
+def test_imagenet_fine_tunes_resnet18_unless_model_is_typed():
+    # the from-scratch default network has no published weights: --pretrained imagenet alone
+    # fine-tunes resnet18, a typed --model resnet34 is kept, a typed resnet10 is refused
+    untyped = TrainConfig(model="resnet10", pretrained="imagenet")
+    assert pt.apply_pretrained_defaults(untyped, set()).model == "resnet18"
+    typed = TrainConfig(model="resnet34", pretrained="imagenet")
+    assert pt.apply_pretrained_defaults(typed, {"model"}).model == "resnet34"
+    with pytest.raises(pt.PretrainedError, match="not 'resnet10'"):
+        pt.apply_pretrained_defaults(untyped, {"model"})
 
 
 def _closed_port() -> int:

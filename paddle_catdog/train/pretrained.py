@@ -41,6 +41,7 @@ IMAGENET_WEIGHTS: Dict[str, tuple] = {
                  "ca6f485ee1ab0492d38f323885b0ad80"),
 }
 IMAGENET_WIDTH = 64  # the published networks are the paper's width
+IMAGENET_MODEL = "resnet18"  # what --pretrained imagenet fine-tunes unless --model says otherwise
 
 
 # What --pretrained changes unless the option is given explicitly, and why:
@@ -84,12 +85,15 @@ def apply_pretrained_defaults(cfg: TrainConfig, explicit: Set[str]) -> TrainConf
                                   f"{EFFICIENTNET}, not {cfg.model!r}")
         return _with_logged_defaults(cfg, EFFICIENTNET_DEFAULTS, explicit)
     if cfg.pretrained == "imagenet":
-        if cfg.model not in IMAGENET_WEIGHTS:
+        model = cfg.model if "model" in explicit else IMAGENET_MODEL
+        if model not in IMAGENET_WEIGHTS:
             raise PretrainedError(f"--pretrained imagenet: Paddle publishes weights for "
-                                  f"{', '.join(IMAGENET_WEIGHTS)}, not {cfg.model!r}")
+                                  f"{', '.join(IMAGENET_WEIGHTS)}, not {model!r}")
         if "width" in explicit and cfg.width not in (0, IMAGENET_WIDTH):
             raise PretrainedError(f"--pretrained imagenet needs --width {IMAGENET_WIDTH} "
                                   f"(the published networks' width), got {cfg.width}")
+        # the from-scratch default network (resnet10) has no published weights
+        return _with_logged_defaults(cfg, {**PRETRAINED_DEFAULTS, "model": IMAGENET_MODEL}, explicit)
     return _with_logged_defaults(cfg, PRETRAINED_DEFAULTS, explicit)
 
 
