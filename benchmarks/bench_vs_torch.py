@@ -13,8 +13,8 @@ thread per core. Every measurement runs in a fresh process; the variants alterna
 round, so the ratios come from one invocation on one host. Needs ``pip install -r
 benchmarks/requirements.txt`` (PyTorch's CPU wheel).
 
-    python benchmarks/bench_vs_torch.py                      # width 32 and 64, 64 and 128 px, ~6 min
-    python benchmarks/bench_vs_torch.py --models resnet10,resnet18 --widths 32
+    python benchmarks/bench_vs_torch.py                      # both networks, width 32 and 64, 64 and 128 px, ~12 min
+    python benchmarks/bench_vs_torch.py --models resnet10 --widths 32     # the default network only
     python benchmarks/bench_vs_torch.py --widths 32 --sizes 64 --rounds 3
     python benchmarks/bench_vs_torch.py --quick              # smoke test: figures mean nothing
 """
@@ -102,7 +102,8 @@ def measure(variant: str, spec: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", type=str_list, default="resnet18", help="resnet10 and/or resnet18")
+    parser.add_argument("--models", type=str_list, default="resnet10,resnet18",
+                        help="resnet10 (the default network) and/or resnet18")
     parser.add_argument("--widths", type=int_list, default="32,64", help="network widths")
     parser.add_argument("--sizes", type=int_list, default="64,128", help="input sizes in pixels")
     parser.add_argument("--variants", type=str_list, default=",".join(VARIANTS))
