@@ -5,7 +5,7 @@ For ResNet-18 (paper width 64) at 224 px, the default TrainConfig model (ResNet-
 its size, ResNet-18 width 32 at the same size (the default network until 2026-11-30) and
 EfficientNet-Lite0 at 224 px (--pretrained efficientnet_lite0), prints
 ms per image at batch 1 and images/s at batch 32 for each engine (ONNX Runtime too where the
-onnx extra is installed; PyTorch eager for the ResNet-18s where benchmarks/requirements.txt is
+onnx extra is installed; PyTorch eager for the basic-block ResNets where benchmarks/requirements.txt is
 installed), then the speed-ups. The Paddle engines
 go through the package's own predictors (``predict.Predictor`` and ``inference.InferencePredictor``
 on a checkpoint written here, so the export path is the real one), PyTorch through

@@ -1,8 +1,8 @@
 """PyTorch twins of paddle_catdog's basic-block ResNets for bench_vs_torch.py and torch_predict.py:
 ``twin("resnet10")`` (one block per stage, 3x3 stem) and ``twin("resnet18")`` (two, 7x7 stem).
-Stride-2 stem conv (no bias), BN, ReLU, 3x3/2 max-pool (padding 1), four stages of width w, 2w, 4w, 8w (stride 2 from
-stage 2, 1x1 conv + BN projection shortcut), global average pool, dropout, linear. The parameter
-names are the Paddle model's, so a checkpoint loads into its twin.
+Stride-2 stem conv (no bias), BN, ReLU, 3x3/2 max-pool (padding 1), four stages of width w, 2w,
+4w, 8w (stride 2 from stage 2, 1x1 conv + BN projection shortcut), global average pool, dropout,
+linear. The parameter names are the Paddle model's, so a checkpoint loads into its twin.
 zero_init_residual sets each block's last BN scale to 0, as the Paddle model does."""
 from __future__ import annotations
 

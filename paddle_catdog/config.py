@@ -45,8 +45,8 @@ class TrainConfig:
                                  "prediction names it")
     # --- model ------------------------------------------------------------------------------
     model: str = _opt("resnet10", "model name: cnn, resnet10, resnet18, resnet34, resnet50, "
-                      "efficientnet_lite0. resnet10 (ResNet-18 with one block per stage, 3x3 stem) trains the "
-                      "most accurate model in a CPU time budget: docs/en/recipe.md")
+                      "efficientnet_lite0. resnet10 (ResNet-18 with one block per stage, 3x3 stem) "
+                      "trains the most accurate model in a CPU time budget: docs/en/recipe.md")
     width: int = _opt(32, "ResNet base width (64 is the paper's network; 32 trains several times "
                       "faster on CPU with little loss at this data size: docs/en/recipe.md); 0 keeps 64")
     pooling: str = _opt("max", "cnn only: pooling after each conv block (max, avg, l2)")
@@ -158,7 +158,8 @@ class TrainConfig:
             (not self.linear_probe or self.model != "cnn", "--linear-probe fits the classifier on the "
              "pooled features, which the cnn's two-layer head does not read: use a resnet or "
              "efficientnet_lite0"),
-            (self.pretrained != "imagenet" or (self.model in ("resnet18", "resnet34", "resnet50") and self.width in (0, 64)),
+            (self.pretrained != "imagenet"
+             or (self.model in ("resnet18", "resnet34", "resnet50") and self.width in (0, 64)),
              "--pretrained imagenet: Paddle publishes ResNets of width 64 (--model resnet18/34/50 "
              "--width 64; prepare_config and the command line set both)"),
             (self.pretrained != "efficientnet_lite0" or self.model == "efficientnet_lite0",
