@@ -21,6 +21,8 @@ NORMALIZE_CHOICES = tuple(NORMALIZATIONS)
 # Dropout before the classifier: light, since a 30-minute run underfits more than it overfits. The
 # models' own default too (models/), so create_model(name) without options builds the same net.
 DROPOUT = 0.1
+# The networks Paddle publishes ImageNet weights for (train/pretrained.py has their URLs)
+IMAGENET_MODELS = ("resnet18", "resnet34", "resnet50")
 
 
 def _opt(default: Any, help: str, **kw) -> Any:
@@ -159,7 +161,7 @@ class TrainConfig:
              "pooled features, which the cnn's two-layer head does not read: use a resnet or "
              "efficientnet_lite0"),
             (self.pretrained != "imagenet"
-             or (self.model in ("resnet18", "resnet34", "resnet50") and self.width in (0, 64)),
+             or (self.model in IMAGENET_MODELS and self.width in (0, 64)),
              "--pretrained imagenet: Paddle publishes ResNets of width 64 (--model resnet18/34/50 "
              "--width 64; prepare_config and the command line set both)"),
             (self.pretrained != "efficientnet_lite0" or self.model == "efficientnet_lite0",

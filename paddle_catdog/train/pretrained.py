@@ -25,7 +25,7 @@ from paddle import nn
 from paddle.utils import download
 
 from .. import checkpoint as ckpt
-from ..config import TrainConfig, with_defaults
+from ..config import IMAGENET_MODELS, TrainConfig, with_defaults
 from ..weights import FORMATS, PretrainedError, efficientnet_lite0_weights, read_weights_file
 
 log = logging.getLogger("paddle_catdog")
@@ -86,9 +86,9 @@ def apply_pretrained_defaults(cfg: TrainConfig, explicit: Set[str]) -> TrainConf
         return _with_logged_defaults(cfg, EFFICIENTNET_DEFAULTS, explicit)
     if cfg.pretrained == "imagenet":
         model = cfg.model if "model" in explicit else IMAGENET_MODEL
-        if model not in IMAGENET_WEIGHTS:
+        if model not in IMAGENET_MODELS:
             raise PretrainedError(f"--pretrained imagenet: Paddle publishes weights for "
-                                  f"{', '.join(IMAGENET_WEIGHTS)}, not {model!r}")
+                                  f"{', '.join(IMAGENET_MODELS)}, not {model!r}")
         if "width" in explicit and cfg.width not in (0, IMAGENET_WIDTH):
             raise PretrainedError(f"--pretrained imagenet needs --width {IMAGENET_WIDTH} "
                                   f"(the published networks' width), got {cfg.width}")
