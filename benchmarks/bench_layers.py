@@ -14,6 +14,10 @@ would, measured in one invocation:
   into columns for one GEMM over the batch (no ``F.unfold``), against ``F.conv2d``, forward and
   backward, on the maps of ResNet-18's stages. Tried for the larger maps, where the unfold GEMM
   loses; it lost more (benchmarks/README.md), and is not in the package.
+- ``fold``: a convolution over the batch folded into the rows of fewer, taller images (``k``
+  images stacked with zero rows between them, one ``F.conv2d`` call, the separator rows' outputs
+  dropped), so that Paddle's per-image im2col and GEMM run on bigger matrices. Tried in session 10
+  for the 8x8-32x32 maps; 1.5-14x slower (benchmarks/README.md), and not in the package.
 - ``net``: training images/s of ResNet-18 (the project's ``train_one_epoch``: forward, loss,
   backward, AdamW) with the GEMM path on and off; rounds alternate.
 
@@ -116,6 +120,38 @@ def slices_figures(width: int, batch: int, repeats: int, quick: bool) -> None:
              slices_over_native=round(b / a, 2), max_difference=round(diff, 6), quick=quick)
 
 
+def fold_conv2d(x: paddle.Tensor, w: paddle.Tensor, k: int, stride: int, pad: int) -> paddle.Tensor:
+    """``F.conv2d(x, w, stride=stride, padding=pad)`` with every ``k`` images of the batch stacked
+    into one taller image, zero rows between them (``pad`` or more, so that each block starts on a
+    multiple of ``stride``); the rows computed across two images are dropped."""
+    n, c, h, wd = x.shape
+    sep = pad + (-(h + pad)) % stride
+    block = h + sep
+    folded = F.pad(x, [0, 0, 0, sep]).reshape([n // k, k, c, block, wd]).transpose([0, 2, 1, 3, 4])
+    y = F.conv2d(folded.reshape([n // k, c, k * block, wd]), w, stride=stride, padding=pad)
+    ho = output_size(h, w.shape[2], stride, pad)
+    y = y.reshape([n // k, w.shape[0], k, block // stride, y.shape[3]])[:, :, :, :ho, :]
+    return y.transpose([0, 2, 1, 3, 4]).reshape([n, w.shape[0], ho, y.shape[4]])
+
+
+def fold_figures(sizes, width: int, batch: int, repeats: int, quick: bool) -> None:
+    for size in sizes:
+        for name, cin, cout, k, stride, pad, side in resnet18_convs(size, width):
+            if k != 3 or side < 8:
+                continue
+            x = paddle.randn([batch, cin, side, side])
+            w = paddle.randn([cout, cin, k, k]) * 0.1
+            x.stop_gradient = w.stop_gradient = False
+            native = timed(lambda: F.conv2d(x, w, stride=stride, padding=pad).mean().backward(), repeats)
+            expected = F.conv2d(x, w, stride=stride, padding=pad)
+            for group in ([batch] if quick else [4, 16, batch]):
+                diff = float((fold_conv2d(x, w, group, stride, pad) - expected).abs().max())
+                ms = timed(lambda: fold_conv2d(x, w, group, stride, pad).mean().backward(), repeats)
+                emit("fold", input_size=size, conv=name, images_per_fold=group, native_ms=round(native, 2),
+                     fold_ms=round(ms, 2), fold_over_native=round(ms / native, 2),
+                     max_difference=round(diff, 6), quick=quick)
+
+
 def net_speed(size: int, gemm: bool, width: int, batch: int, steps: int) -> float:
     saved = layers.GEMM_MAX_POSITIONS, layers.GEMM_MAX_POSITIONS_STRIDE1
     if not gemm:
@@ -148,7 +184,7 @@ def net_figures(sizes, width: int, batch: int, steps: int, rounds: int, quick: b
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", type=str_list, default="conv,stem,net",
-                        help="which figures: conv, stem, net, slices")
+                        help="which figures: conv, stem, net, slices, fold")
     parser.add_argument("--sizes", type=int_list, default="64,128", help="input sizes in pixels")
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--batch", type=int, default=64)
@@ -166,6 +202,8 @@ def main() -> None:
         stem_figures(args.sizes, args.width, args.batch, args.repeats, args.quick)
     if "slices" in args.only:
         slices_figures(args.width, args.batch, args.repeats, args.quick)
+    if "fold" in args.only:
+        fold_figures(args.sizes, args.width, args.batch, args.repeats, args.quick)
     if "net" in args.only:
         net_figures(args.sizes, args.width, args.batch, args.steps, args.rounds, args.quick)
 

