@@ -17,7 +17,7 @@ would, measured in one invocation:
 - ``fold``: a convolution over the batch folded into the rows of fewer, taller images (``k``
   images stacked with zero rows between them, one ``F.conv2d`` call, the separator rows' outputs
   dropped), so that Paddle's per-image im2col and GEMM run on bigger matrices. Tried in session 10
-  for the 8x8-32x32 maps; 1.5-14x slower (benchmarks/README.md), and not in the package.
+  for the 8x8-32x32 maps; 1.9-5.9x slower (benchmarks/README.md), and not in the package.
 - ``net``: training images/s of ResNet-18 (the project's ``train_one_epoch``: forward, loss,
   backward, AdamW) with the GEMM path on and off; rounds alternate.
 
