@@ -96,10 +96,11 @@ class TrainConfig:
     tta: bool = _opt(True, "evaluation and prediction average the probabilities of each image and "
                      "its mirror image (horizontal flip): twice the inference cost for a steadier "
                      "answer; --no-tta turns it off")
-    eval_from: float = _opt(0.6, "evaluate the epochs from this share of the run on (0: every "
+    eval_from: float = _opt(0.85, "evaluate the epochs from this share of the run on (0: every "
                             "epoch); the last with --tta's flip, earlier ones on the plain images "
-                            "(half the cost). Early checkpoints are never the best, and evaluations "
-                            "cost time the budget can spend on training")
+                            "(half the cost). 0.85: the epochs at the final size (progressive "
+                            "resizing reaches it there); earlier checkpoints are never the best, "
+                            "and evaluations cost time the budget can spend on training")
     eval_crop_ratio: float = _opt(0.875, "evaluation sees the central square of side ratio x the "
                                   "short side, resized to size (224 from 256 is 0.875)")
     # --- optimisation -----------------------------------------------------------------------

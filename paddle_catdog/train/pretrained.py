@@ -56,6 +56,7 @@ PRETRAINED_DEFAULTS = {
     "finetune_lr_scale": 0.1,  # 10x lower once unfrozen, so the pretrained features are adjusted, not relearned
     "warmup_epochs": 0.0,      # the head is linear and starts from zero-mean features: no warm-up needed
     "crop_scale_min": 0.5,     # milder crops: the features already know objects at many scales
+    "eval_from": 0.6,          # the last 3 of 6 epochs: a fine-tuning run is short enough to watch
     # the augmentation and dropout this recipe was measured with (docs/en/transfer.md), which the
     # from-scratch defaults dropped on 2026-11-30:
     "rotate_degrees": 5.0,
