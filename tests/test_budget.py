@@ -48,6 +48,19 @@ def test_evaluations_are_the_last_share_of_the_run_and_the_last_is_full():
     assert [e for e in range(10) if plan.full_evaluation(e)] == [9]
 
 
+
+def test_the_default_run_evaluates_only_epochs_at_the_final_size():
+    """An evaluation before progressive resizing reaches the final size scores a network at a
+    size it has not trained at, and its time is the budget's: the defaults evaluate only the
+    epochs at the final size, at least the last two of a run long enough to ramp."""
+    cfg = TrainConfig()
+    for epochs in range(8, 60):
+        plan = plan_for(cfg, STEPS, epochs)
+        evaluated = [e for e in range(epochs) if plan.evaluates(e)]
+        at_final = [e for e in range(epochs) if plan.size(e) == cfg.image_size]
+        assert evaluated[-1] == epochs - 1 and len(evaluated) >= 2, epochs
+        assert set(evaluated) <= set(at_final), (epochs, evaluated, at_final)
+        assert len(at_final) - len(evaluated) <= 1, (epochs, evaluated, at_final)  # rounding
 def test_the_plans_learning_rate_is_the_schedulers_at_every_step():
     plan = plan_for(CFG, STEPS, 6)
     scheduler = WarmupCosine(CFG.lr, plan.warmup_steps, plan.total_steps)
