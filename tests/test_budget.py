@@ -10,6 +10,7 @@ from paddle_catdog.train import budget
 from paddle_catdog.train.budget import (MARGIN, Speed, TimeBudget, choose_plan, epoch_cost, evaluates,
                                         final_sizes, plan_for, run_cost, train_size)
 from paddle_catdog.train.optim import WarmupCosine
+from paddle_catdog.train import probe
 from paddle_catdog.train.probe import step_costs
 
 STEPS = 125  # 8,000 photos at batch 64
@@ -165,17 +166,21 @@ def test_fixed_epochs_need_no_plan():
     assert TimeBudget(TrainConfig(time_budget=28.0), STEPS, resumed=True).decided
 
 
-def test_probed_step_costs_are_smoothed_and_scaled_to_the_measured_step():
-    """Noisy probes (two timings per size; one run's put 112 px below 96): the costs follow one
-    power law through them and rise with the size, and the measured step (0.28 s at 64 px, slower
-    than its probe) slows every size in proportion instead of adding its excess to each."""
-    probes = {64: 0.15, 80: 0.29, 96: 0.35, 112: 0.33, 128: 0.40}
-    costs = dict(step_costs(probes, 0.28, 64))
-    assert costs[64] == pytest.approx(0.28)
-    assert [costs[s] for s in sorted(costs)] == sorted(costs.values())  # rises with the size
-    assert costs[128] / costs[64] > 0.40 / 0.15 * 0.8  # the probes' ratio, not (0.40 + x) / (0.15 + x)
+def test_probed_step_costs_are_smoothed_and_anchored_to_the_measured_step():
+    """Noisy probes (two timings per size; one run's put 112 px below 96) follow one power law and
+    rise with the size. The measured step's excess over its probe is added to every size up to
+    ADDED_SHARE of the probe (work that does not grow with the size); beyond, it slows every size
+    in proportion (a slow minute), instead of adding 0.13 s to each."""
+    noisy = dict(step_costs({64: 0.15, 80: 0.29, 96: 0.35, 112: 0.33, 128: 0.40}, 0.28, 64))
+    assert noisy[64] == pytest.approx(0.28)
+    assert [noisy[s] for s in sorted(noisy)] == sorted(noisy.values())
     clean = {s: 0.1 * (s / 64) ** 2 for s in (64, 96, 128)}
-    assert dict(step_costs(clean, 0.2, 64)) == pytest.approx({s: 2 * t for s, t in clean.items()})
-    flat = dict(step_costs({64: 0.3, 128: 0.3}, 0.3, 64))  # no growth measured: at least linear
-    assert flat[128] == pytest.approx(0.6)
+    small = dict(step_costs(clean, 0.12, 64))  # 0.02 s beside the probe: added
+    assert small == pytest.approx({s: t + 0.02 for s, t in clean.items()})
+    large = dict(step_costs(clean, 0.27, 64))  # 0.17 s beside it: 0.035 added, then 2x
+    added = probe.ADDED_SHARE * 0.1
+    assert large == pytest.approx({s: (t + added) * 0.27 / (0.1 + added) for s, t in clean.items()})
+    assert large[128] / large[64] > 3  # the probes' 4x, a little flattened; an added 0.17 s gives 2.1x
+    flat = dict(step_costs({64: 0.3, 128: 0.3}, 0.3, 64))  # no growth measured: linear probes
+    assert flat[128] > 1.5 * flat[64]
     assert step_costs({64: 0.1}, 0.25, 64) == ((64, 0.25),)
