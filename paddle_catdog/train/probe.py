@@ -92,9 +92,9 @@ def step_costs(probes: Dict[int, float], step_s: float, size: int) -> Tuple[Tupl
     b within EXPONENT_RANGE): two timings per size are noisy (one run probed 112 px faster than
     96). What the measured step took beyond its probe is per-step work that does not grow with the
     size (optimizer, loading, bookkeeping) up to ADDED_SHARE of the probe; beyond that it is a slow
-    minute or the run's first steps, which slow every size in proportion. (All of it added to every
-    size made one run's 128 px step 1.9x its 64 px step where its epochs took 3.2-3.7x; all of it
-    in proportion, 4.6x where the probes' own ratio is about 4.6 and a clean run's epochs ~3.5.)"""
+    minute or the run's first steps, which slow every size in proportion. (Adding all of it to
+    every size priced one run's 128 px step at 1.9x its 64 px step, where its epochs took 3.2-3.7x;
+    scaling all of it priced another's at 4.6x, the probes' own ratio, where epochs take ~3.5x.)"""
     sizes = sorted(probes)
     xs = [math.log(s) for s in sizes]
     ys = [math.log(max(probes[s], 1e-9)) for s in sizes]
