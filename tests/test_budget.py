@@ -6,11 +6,10 @@ import time
 import pytest
 
 from paddle_catdog.config import TrainConfig
-from paddle_catdog.train import budget
+from paddle_catdog.train import budget, probe
 from paddle_catdog.train.budget import (MARGIN, Speed, TimeBudget, choose_plan, epoch_cost, evaluates,
                                         final_sizes, plan_for, run_cost, train_size)
 from paddle_catdog.train.optim import WarmupCosine
-from paddle_catdog.train import probe
 from paddle_catdog.train.probe import step_costs
 
 STEPS = 125  # 8,000 photos at batch 64
@@ -50,7 +49,6 @@ def test_evaluations_are_the_last_share_of_the_run_and_the_last_is_full():
     assert [e for e in range(10) if plan.full_evaluation(e)] == [9]
 
 
-
 def test_the_default_run_evaluates_only_epochs_at_the_final_size():
     """An evaluation before progressive resizing reaches the final size scores a network at a
     size it has not trained at, and its time is the budget's: the defaults evaluate only the
@@ -63,6 +61,8 @@ def test_the_default_run_evaluates_only_epochs_at_the_final_size():
         assert evaluated[-1] == epochs - 1 and len(evaluated) >= 2, epochs
         assert set(evaluated) <= set(at_final), (epochs, evaluated, at_final)
         assert len(at_final) - len(evaluated) <= 1, (epochs, evaluated, at_final)  # rounding
+
+
 def test_the_plans_learning_rate_is_the_schedulers_at_every_step():
     plan = plan_for(CFG, STEPS, 6)
     scheduler = WarmupCosine(CFG.lr, plan.warmup_steps, plan.total_steps)
